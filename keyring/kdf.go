@@ -14,15 +14,22 @@ import (
 //
 // for i = 1, 2, …, truncated to n bytes. In payload encryption the label is the additional
 // authenticated data ([AAD]), the context header comes from [ContextHeader] and the context is
-// the payload's 16-byte key modifier. It returns an empty slice if n <= 0.
+// the payload's 16-byte key modifier. It returns an empty slice if n <= 0. It panics if n is
+// [MaxDerivedKeySize] or more, since the length in bits must fit the 32-bit field (.NET throws).
 func DeriveKey(kdk, label, contextHeader, context []byte, n int) []byte {
 	if n <= 0 {
 		return []byte{}
+	}
+	if n >= MaxDerivedKeySize {
+		panic("keyring: DeriveKey output length too large")
 	}
 	out := make([]byte, n)
 	deriveKeyInto(out, kdk, label, contextHeader, context)
 	return out
 }
+
+// MaxDerivedKeySize bounds the output of [DeriveKey]: the length in bits is a 32-bit field.
+const MaxDerivedKeySize = 1 << 29
 
 // kdfSeparator is the single zero byte between the label and the context.
 var kdfSeparator = []byte{0}

@@ -45,6 +45,14 @@ func TestDeriveKey(t *testing.T) {
 			t.Errorf("DeriveKey(n=%d) returned %d bytes", n, len(got))
 		}
 	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("DeriveKey(MaxDerivedKeySize) did not panic")
+			}
+		}()
+		keyring.DeriveKey(kdk, label, header, context, keyring.MaxDerivedKeySize)
+	}()
 	// The output length is an input of the PRF, so a shorter output is not a prefix.
 	if a, b := keyring.DeriveKey(kdk, label, header, context, 32), keyring.DeriveKey(kdk, label, header, context, 64); bytes.Equal(a, b[:32]) {
 		t.Error("DeriveKey(32) is a prefix of DeriveKey(64): the length is not mixed in")
