@@ -32,8 +32,8 @@ func referenceKDF(kdk, label, contextHeader, context []byte, n int) []byte {
 }
 
 func TestDeriveKey(t *testing.T) {
-	kdk := mustRandom(t, 64)
-	label, header, context := []byte("label"), []byte("header"), mustRandom(t, 16)
+	kdk := mustRandomBytes(t, 64)
+	label, header, context := []byte("label"), []byte("header"), mustRandomBytes(t, 16)
 	for _, n := range []int{1, 16, 32, 63, 64, 65, 96, 128, 129, 300} {
 		got := keyring.DeriveKey(kdk, label, header, context, n)
 		if want := referenceKDF(kdk, label, header, context, n); !bytes.Equal(got, want) {
@@ -79,10 +79,10 @@ func BenchmarkDeriveKey(b *testing.B) {
 
 // benchmarkPayload returns a ring with one AES-256-CBC/HMACSHA256 key and a 1.5 KB payload.
 func benchmarkPayload(b *testing.B) (*keyring.Ring, keyring.Key, []byte, []string) {
-	k := newKey(b, keyring.AES256CBC, keyring.HMACSHA256)
+	k := newPayloadKey(b, keyring.AES256CBC, keyring.HMACSHA256)
 	purposes := keyring.Purposes("/app/", "Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationMiddleware", "UmbracoBackOffice", "v2")
-	payload := mustProtect(b, k, bytes.Repeat([]byte("x"), 1500), purposes)
-	return mustRing(b, []keyring.Key{k}), k, payload, purposes
+	payload := mustProtectWithKey(b, k, bytes.Repeat([]byte("x"), 1500), purposes)
+	return mustPayloadRing(b, []keyring.Key{k}), k, payload, purposes
 }
 
 func BenchmarkUnprotect1500(b *testing.B) {

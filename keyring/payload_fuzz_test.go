@@ -18,7 +18,7 @@ import (
 func fuzzRing(tb testing.TB) (*keyring.Ring, []keyring.Key) {
 	tb.Helper()
 	fixed := func(i byte, enc keyring.EncryptionAlgorithm, val keyring.ValidationAlgorithm, kdk []byte) keyring.Key {
-		id := mustNewKeyID(tb)
+		id := mustRandomKeyID(tb)
 		for j := range id {
 			id[j] = i
 		}
@@ -38,7 +38,7 @@ func fuzzRing(tb testing.TB) (*keyring.Ring, []keyring.Key) {
 		fixed(7, keyring.AES256CBC, keyring.HMACSHA256, nil), // revoked below
 		{ID: keyring.KeyID{8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8}, DescriptorErr: keyring.ErrUnsupportedProtection},
 	}
-	r := mustRing(tb, keys, keyring.Revocation{KeyID: keys[6].ID})
+	r := mustPayloadRing(tb, keys, keyring.Revocation{KeyID: keys[6].ID})
 	return r, keys
 }
 
@@ -79,7 +79,7 @@ func FuzzUnprotect(f *testing.F) {
 		for _, n := range []int{0, 1, 16, 100} {
 			var p []byte
 			if k.Descriptor != nil {
-				p = mustProtect(f, k, bytes.Repeat([]byte{byte(n)}, n), []string{purposes[i%len(purposes)]})
+				p = mustProtectWithKey(f, k, bytes.Repeat([]byte{byte(n)}, n), []string{purposes[i%len(purposes)]})
 			} else {
 				id := k.ID.DotNetBytes()
 				p = append(append([]byte{0x09, 0xF0, 0xC9, 0xF0}, id[:]...), make([]byte, 64)...)

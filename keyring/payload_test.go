@@ -45,7 +45,7 @@ func allAlgorithms() []algorithmCase {
 	return cs
 }
 
-func mustRandom(tb testing.TB, n int) []byte {
+func mustRandomBytes(tb testing.TB, n int) []byte {
 	tb.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -54,7 +54,7 @@ func mustRandom(tb testing.TB, n int) []byte {
 	return b
 }
 
-func mustNewKeyID(tb testing.TB) keyring.KeyID {
+func mustRandomKeyID(tb testing.TB) keyring.KeyID {
 	tb.Helper()
 	id, err := keyring.NewKeyID()
 	if err != nil {
@@ -63,20 +63,20 @@ func mustNewKeyID(tb testing.TB) keyring.KeyID {
 	return id
 }
 
-// newKey returns a key with a fresh id and a random 64-byte master key.
-func newKey(tb testing.TB, enc keyring.EncryptionAlgorithm, val keyring.ValidationAlgorithm) keyring.Key {
+// newPayloadKey returns a key with a fresh id and a random 64-byte master key.
+func newPayloadKey(tb testing.TB, enc keyring.EncryptionAlgorithm, val keyring.ValidationAlgorithm) keyring.Key {
 	tb.Helper()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	return keyring.Key{
-		ID:         mustNewKeyID(tb),
+		ID:         mustRandomKeyID(tb),
 		Created:    now,
 		Activation: now,
 		Expiration: now.AddDate(0, 0, 90),
-		Descriptor: &keyring.Descriptor{Encryption: enc, Validation: val, MasterKey: keyring.NewSecret(mustRandom(tb, 64))},
+		Descriptor: &keyring.Descriptor{Encryption: enc, Validation: val, MasterKey: keyring.NewSecret(mustRandomBytes(tb, 64))},
 	}
 }
 
-func mustRing(tb testing.TB, keys []keyring.Key, revocations ...keyring.Revocation) *keyring.Ring {
+func mustPayloadRing(tb testing.TB, keys []keyring.Key, revocations ...keyring.Revocation) *keyring.Ring {
 	tb.Helper()
 	r, err := keyring.NewRing(keys, revocations, nil)
 	if err != nil {
@@ -85,7 +85,7 @@ func mustRing(tb testing.TB, keys []keyring.Key, revocations ...keyring.Revocati
 	return r
 }
 
-func mustProtect(tb testing.TB, k keyring.Key, plaintext []byte, purposes []string) []byte {
+func mustProtectWithKey(tb testing.TB, k keyring.Key, plaintext []byte, purposes []string) []byte {
 	tb.Helper()
 	p, err := keyring.ProtectWithKey(k, plaintext, purposes)
 	if err != nil {
@@ -106,12 +106,12 @@ func TestRoundTripEveryAlgorithm(t *testing.T) {
 	purposes := keyring.Purposes("/app/", "Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationMiddleware", "Cookies", "v2")
 	for _, c := range allAlgorithms() {
 		t.Run(c.String(), func(t *testing.T) {
-			k := newKey(t, c.enc, c.val)
-			other := newKey(t, keyring.AES256CBC, keyring.HMACSHA256)
-			r := mustRing(t, []keyring.Key{other, k})
+			k := newPayloadKey(t, c.enc, c.val)
+			other := newPayloadKey(t, keyring.AES256CBC, keyring.HMACSHA256)
+			r := mustPayloadRing(t, []keyring.Key{other, k})
 			for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 1500} {
-				plaintext := mustRandom(t, n)
-				payload := mustProtect(t, k, plaintext, purposes)
+				plaintext := mustRandomBytes(t, n)
+				payload := mustProtectWithKey(t, k, plaintext, purposes)
 				if len(payload) != wantPayloadLen(c, n) {
 					t.Errorf("len(payload) = %d for %d bytes, want %d", len(payload), n, wantPayloadLen(c, n))
 				}
@@ -132,7 +132,7 @@ func TestRoundTripEveryAlgorithm(t *testing.T) {
 				if used.ID != k.ID {
 					t.Errorf("Unprotect used key %s, want %s", used.ID, k.ID)
 				}
-				again := mustProtect(t, k, plaintext, purposes)
+				again := mustProtectWithKey(t, k, plaintext, purposes)
 				if bytes.Equal(again, payload) {
 					t.Errorf("two protections of the same plaintext are identical; key modifier and IV must be random")
 				}
@@ -145,7 +145,7 @@ func TestDescriptorEncryptDecrypt(t *testing.T) {
 	aad := []byte("additional data")
 	for _, c := range allAlgorithms() {
 		t.Run(c.String(), func(t *testing.T) {
-			d := newKey(t, c.enc, c.val).Descriptor
+			d := newPayloadKey(t, c.enc, c.val).Descriptor
 			plaintext := []byte("hello, world")
 			ct, err := d.Encrypt(plaintext, aad)
 			if err != nil {
@@ -165,7 +165,7 @@ func TestDescriptorEncryptDecrypt(t *testing.T) {
 				t.Errorf("Decrypt with other AAD: err = %v, want exactly ErrDecryptionFailed", err)
 			}
 			wrongKey := *d
-			wrongKey.MasterKey = keyring.NewSecret(mustRandom(t, 64))
+			wrongKey.MasterKey = keyring.NewSecret(mustRandomBytes(t, 64))
 			if _, err := wrongKey.Decrypt(ct, aad); err != keyring.ErrDecryptionFailed {
 				t.Errorf("Decrypt with other master key: err = %v, want exactly ErrDecryptionFailed", err)
 			}
@@ -181,7 +181,7 @@ func TestDescriptorEncryptDecrypt(t *testing.T) {
 func TestDecryptShortMasterKeys(t *testing.T) {
 	// ASP.NET Core accepts master keys of any length (its tests use 10 bytes).
 	for _, n := range []int{0, 1, 10, 64, 200} {
-		d := &keyring.Descriptor{Encryption: keyring.AES256CBC, Validation: keyring.HMACSHA256, MasterKey: keyring.NewSecret(mustRandom(t, n))}
+		d := &keyring.Descriptor{Encryption: keyring.AES256CBC, Validation: keyring.HMACSHA256, MasterKey: keyring.NewSecret(mustRandomBytes(t, n))}
 		ct, err := d.Encrypt([]byte("x"), nil)
 		if err != nil {
 			t.Fatalf("%d-byte master key: %v", n, err)
@@ -196,10 +196,10 @@ func TestUnprotectTamper(t *testing.T) {
 	purposes := []string{"purpose"}
 	for _, c := range []algorithmCase{{keyring.AES256CBC, keyring.HMACSHA256}, {keyring.AES128CBC, keyring.HMACSHA512}, {keyring.AES256GCM, keyring.ValidationUnknown}} {
 		t.Run(c.String(), func(t *testing.T) {
-			k := newKey(t, c.enc, c.val)
-			sibling := newKey(t, c.enc, c.val)
-			r := mustRing(t, []keyring.Key{k, sibling})
-			payload := mustProtect(t, k, []byte("a plaintext of forty bytes, more or les"), purposes)
+			k := newPayloadKey(t, c.enc, c.val)
+			sibling := newPayloadKey(t, c.enc, c.val)
+			r := mustPayloadRing(t, []keyring.Key{k, sibling})
+			payload := mustProtectWithKey(t, k, []byte("a plaintext of forty bytes, more or les"), purposes)
 			ivLen, tagLen := 16, c.val.DigestSize()
 			if c.enc.IsGCM() {
 				ivLen, tagLen = 12, 16
@@ -270,10 +270,10 @@ func TestUnprotectTamper(t *testing.T) {
 }
 
 func TestUnprotectWrongPurposes(t *testing.T) {
-	k := newKey(t, keyring.AES256CBC, keyring.HMACSHA256)
-	r := mustRing(t, []keyring.Key{k})
+	k := newPayloadKey(t, keyring.AES256CBC, keyring.HMACSHA256)
+	r := mustPayloadRing(t, []keyring.Key{k})
 	protected := keyring.Purposes("MyApp", "a", "b")
-	payload := mustProtect(t, k, []byte("secret"), protected)
+	payload := mustProtectWithKey(t, k, []byte("secret"), protected)
 	if got, _, err := r.Unprotect(payload, []string{"MyApp", "a", "b"}); err != nil || string(got) != "secret" {
 		t.Fatalf("Unprotect with the right purposes = %q, %v", got, err)
 	}
@@ -306,11 +306,11 @@ func TestUnprotectWrongPurposes(t *testing.T) {
 
 func TestUnprotectKeyStatus(t *testing.T) {
 	purposes := []string{"p"}
-	k := newKey(t, keyring.AES256GCM, keyring.ValidationUnknown)
-	payload := mustProtect(t, k, []byte("data"), purposes)
+	k := newPayloadKey(t, keyring.AES256GCM, keyring.ValidationUnknown)
+	payload := mustProtectWithKey(t, k, []byte("data"), purposes)
 
 	t.Run("revoked by id", func(t *testing.T) {
-		r := mustRing(t, []keyring.Key{k}, keyring.Revocation{Date: k.Created, KeyID: k.ID})
+		r := mustPayloadRing(t, []keyring.Key{k}, keyring.Revocation{Date: k.Created, KeyID: k.ID})
 		got, used, err := r.Unprotect(payload, purposes)
 		if !errors.Is(err, keyring.ErrKeyRevoked) {
 			t.Fatalf("err = %v, want ErrKeyRevoked", err)
@@ -323,19 +323,19 @@ func TestUnprotectKeyStatus(t *testing.T) {
 		}
 	})
 	t.Run("revoked by revoke-all after creation", func(t *testing.T) {
-		r := mustRing(t, []keyring.Key{k}, keyring.Revocation{Date: k.Created.Add(time.Second), All: true})
+		r := mustPayloadRing(t, []keyring.Key{k}, keyring.Revocation{Date: k.Created.Add(time.Second), All: true})
 		if _, _, err := r.Unprotect(payload, purposes); !errors.Is(err, keyring.ErrKeyRevoked) {
 			t.Fatalf("err = %v, want ErrKeyRevoked", err)
 		}
 	})
 	t.Run("revoke-all at creation does not revoke", func(t *testing.T) {
-		r := mustRing(t, []keyring.Key{k}, keyring.Revocation{Date: k.Created, All: true})
+		r := mustPayloadRing(t, []keyring.Key{k}, keyring.Revocation{Date: k.Created, All: true})
 		if got, _, err := r.Unprotect(payload, purposes); err != nil || string(got) != "data" {
 			t.Fatalf("Unprotect = %q, %v", got, err)
 		}
 	})
 	t.Run("revocation of another key", func(t *testing.T) {
-		r := mustRing(t, []keyring.Key{k}, keyring.Revocation{KeyID: mustNewKeyID(t)})
+		r := mustPayloadRing(t, []keyring.Key{k}, keyring.Revocation{KeyID: mustRandomKeyID(t)})
 		if got, _, err := r.Unprotect(payload, purposes); err != nil || string(got) != "data" {
 			t.Fatalf("Unprotect = %q, %v", got, err)
 		}
@@ -344,13 +344,13 @@ func TestUnprotectKeyStatus(t *testing.T) {
 		expired := k
 		expired.Activation = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 		expired.Expiration = expired.Activation.AddDate(0, 0, 1)
-		r := mustRing(t, []keyring.Key{expired})
+		r := mustPayloadRing(t, []keyring.Key{expired})
 		if got, _, err := r.Unprotect(payload, purposes); err != nil || string(got) != "data" {
 			t.Fatalf("Unprotect = %q, %v", got, err)
 		}
 	})
 	t.Run("unknown key", func(t *testing.T) {
-		r := mustRing(t, []keyring.Key{newKey(t, keyring.AES256CBC, keyring.HMACSHA256)})
+		r := mustPayloadRing(t, []keyring.Key{newPayloadKey(t, keyring.AES256CBC, keyring.HMACSHA256)})
 		_, _, err := r.Unprotect(payload, purposes)
 		var nf *keyring.KeyNotFoundError
 		if !errors.As(err, &nf) {
@@ -365,7 +365,7 @@ func TestUnprotectKeyStatus(t *testing.T) {
 	})
 	t.Run("empty ring", func(t *testing.T) {
 		var nf *keyring.KeyNotFoundError
-		if _, _, err := mustRing(t, nil).Unprotect(payload, purposes); !errors.As(err, &nf) {
+		if _, _, err := mustPayloadRing(t, nil).Unprotect(payload, purposes); !errors.As(err, &nf) {
 			t.Fatalf("err = %v, want *KeyNotFoundError", err)
 		}
 	})
@@ -373,7 +373,7 @@ func TestUnprotectKeyStatus(t *testing.T) {
 		errProtected := fmt.Errorf("key is protected with DPAPI: %w", keyring.ErrUnsupportedProtection)
 		broken := k
 		broken.Descriptor, broken.DescriptorErr = nil, errProtected
-		r := mustRing(t, []keyring.Key{broken})
+		r := mustPayloadRing(t, []keyring.Key{broken})
 		_, used, err := r.Unprotect(payload, purposes)
 		if !errors.Is(err, keyring.ErrUnsupportedProtection) {
 			t.Fatalf("err = %v, want it to wrap the descriptor error", err)
@@ -392,7 +392,7 @@ func TestUnprotectKeyStatus(t *testing.T) {
 	t.Run("unsupported algorithm", func(t *testing.T) {
 		odd := k
 		odd.Descriptor = &keyring.Descriptor{Encryption: keyring.EncryptionAlgorithm(42), MasterKey: k.Descriptor.MasterKey}
-		r := mustRing(t, []keyring.Key{odd})
+		r := mustPayloadRing(t, []keyring.Key{odd})
 		if _, _, err := r.Unprotect(payload, purposes); !errors.Is(err, keyring.ErrUnsupportedAlgorithm) {
 			t.Fatalf("err = %v, want ErrUnsupportedAlgorithm", err)
 		}
@@ -403,7 +403,7 @@ func TestUnprotectKeyStatus(t *testing.T) {
 }
 
 func TestUnprotectMalformed(t *testing.T) {
-	r := mustRing(t, []keyring.Key{newKey(t, keyring.AES256CBC, keyring.HMACSHA256)})
+	r := mustPayloadRing(t, []keyring.Key{newPayloadKey(t, keyring.AES256CBC, keyring.HMACSHA256)})
 	header := []byte{0x09, 0xF0, 0xC9, 0xF0}
 	tests := []struct {
 		name    string
@@ -448,17 +448,17 @@ func TestPayloadKeyID(t *testing.T) {
 }
 
 func TestAADErrorsAndPurposes(t *testing.T) {
-	id := mustNewKeyID(t)
+	id := mustRandomKeyID(t)
 	for _, bad := range []string{"\xff", "ok\xc3", "\xed\xa0\x80" /* UTF-8 of a lone surrogate */} {
 		if _, err := keyring.AAD(id, []string{"fine", bad}); !errors.Is(err, keyring.ErrInvalidPurpose) {
 			t.Errorf("AAD(%q): err = %v, want ErrInvalidPurpose", bad, err)
 		}
 	}
-	k := newKey(t, keyring.AES256CBC, keyring.HMACSHA256)
+	k := newPayloadKey(t, keyring.AES256CBC, keyring.HMACSHA256)
 	if _, err := keyring.ProtectWithKey(k, nil, []string{"\xff"}); !errors.Is(err, keyring.ErrInvalidPurpose) {
 		t.Errorf("ProtectWithKey: err = %v, want ErrInvalidPurpose", err)
 	}
-	if _, _, err := mustRing(t, []keyring.Key{k}).Unprotect(mustProtect(t, k, nil, nil), []string{"\xff"}); !errors.Is(err, keyring.ErrInvalidPurpose) {
+	if _, _, err := mustPayloadRing(t, []keyring.Key{k}).Unprotect(mustProtectWithKey(t, k, nil, nil), []string{"\xff"}); !errors.Is(err, keyring.ErrInvalidPurpose) {
 		t.Errorf("Unprotect: err = %v, want ErrInvalidPurpose", err)
 	}
 
@@ -618,14 +618,14 @@ func TestBase64URL(t *testing.T) {
 // with PKCS#7 padding and refuses, with the opaque error, those whose MAC is right but whose
 // padding is not.
 func TestDecryptCBCIndependent(t *testing.T) {
-	kdk := mustRandom(t, 64)
+	kdk := mustRandomBytes(t, 64)
 	d := &keyring.Descriptor{Encryption: keyring.AES256CBC, Validation: keyring.HMACSHA256, MasterKey: keyring.NewSecret(kdk)}
 	header, err := keyring.ContextHeader(d.Encryption, d.Validation)
 	if err != nil {
 		t.Fatal(err)
 	}
 	aad := []byte("label")
-	keyModifier, iv := mustRandom(t, 16), mustRandom(t, 16)
+	keyModifier, iv := mustRandomBytes(t, 16), mustRandomBytes(t, 16)
 	keys := keyring.DeriveKey(kdk, aad, header, keyModifier, 32+32)
 	build := func(padded []byte) []byte {
 		block, err := aes.NewCipher(keys[:32])

@@ -65,7 +65,7 @@ func loadVectors(tb testing.TB) []vector {
 	return vs
 }
 
-func mustHex(tb testing.TB, s string) []byte {
+func mustVectorHex(tb testing.TB, s string) []byte {
 	tb.Helper()
 	b, err := hex.DecodeString(s)
 	if err != nil {
@@ -74,7 +74,7 @@ func mustHex(tb testing.TB, s string) []byte {
 	return b
 }
 
-func mustBase64(tb testing.TB, s string) []byte {
+func mustVectorBase64(tb testing.TB, s string) []byte {
 	tb.Helper()
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
@@ -83,7 +83,7 @@ func mustBase64(tb testing.TB, s string) []byte {
 	return b
 }
 
-func mustKeyID(tb testing.TB, s string) KeyID {
+func mustVectorKeyID(tb testing.TB, s string) KeyID {
 	tb.Helper()
 	id, err := ParseKeyID(s)
 	if err != nil {
@@ -106,7 +106,7 @@ func vectorKDK(t *testing.T, v vector) []byte {
 		}
 		return kdk
 	case v.KDKHex != nil:
-		return mustHex(t, *v.KDKHex)
+		return mustVectorHex(t, *v.KDKHex)
 	}
 	t.Fatal("vector has no kdk")
 	return nil
@@ -169,16 +169,16 @@ func TestVectors(t *testing.T) {
 			case "seven_bit_len":
 				testVectorSevenBit(t, v)
 			case "guid_bytes":
-				id := mustKeyID(t, v.GUID)
+				id := mustVectorKeyID(t, v.GUID)
 				got := id.DotNetBytes()
-				if diff := cmp.Diff(mustHex(t, v.ExpectedHex), got[:]); diff != "" {
+				if diff := cmp.Diff(mustVectorHex(t, v.ExpectedHex), got[:]); diff != "" {
 					t.Errorf("DotNetBytes mismatch (-want +got):\n%s", diff)
 				}
 				if back := KeyIDFromDotNetBytes(got[:]); back != id {
 					t.Errorf("KeyIDFromDotNetBytes = %s, want %s", back, id)
 				}
 			case "base64url":
-				in := mustHex(t, v.InputHex)
+				in := mustVectorHex(t, v.InputHex)
 				if got := Base64URLEncode(in); got != v.Expected {
 					t.Errorf("Base64URLEncode = %q, want %q", got, v.Expected)
 				}
@@ -200,30 +200,30 @@ func TestVectors(t *testing.T) {
 }
 
 func testVectorKDF(t *testing.T, v vector) {
-	got := DeriveKey(vectorKDK(t, v), mustHex(t, v.LabelHex), mustHex(t, v.ContextHdrHex), mustHex(t, v.ContextHex), v.NumBytes)
-	if diff := cmp.Diff(mustBase64(t, v.ExpectedBase64), got); diff != "" {
+	got := DeriveKey(vectorKDK(t, v), mustVectorHex(t, v.LabelHex), mustVectorHex(t, v.ContextHdrHex), mustVectorHex(t, v.ContextHex), v.NumBytes)
+	if diff := cmp.Diff(mustVectorBase64(t, v.ExpectedBase64), got); diff != "" {
 		t.Errorf("DeriveKey mismatch (-want +got):\n%s", diff)
 	}
 }
 
 func testVectorEncrypt(t *testing.T, v vector) {
 	d := vectorDescriptor(t, v)
-	plaintext, aad := mustHex(t, v.PlaintextHex), mustHex(t, v.AADHex)
+	plaintext, aad := mustVectorHex(t, v.PlaintextHex), mustVectorHex(t, v.AADHex)
 	iv := v.IVHex
 	if v.Kind == "gcm_encrypt" {
 		iv = v.NonceHex
 	}
-	got, err := d.encryptDeterministic(plaintext, aad, mustHex(t, v.KeyModifierHex), mustHex(t, iv))
+	got, err := d.encryptDeterministic(plaintext, aad, mustVectorHex(t, v.KeyModifierHex), mustVectorHex(t, iv))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := mustBase64(t, v.ExpectedBase64)
+	want := mustVectorBase64(t, v.ExpectedBase64)
 	if v.PreBufferLen+v.PostBufferLen > 0 {
 		// The upstream test surrounds the payload with zero pre/post buffers.
 		if len(want) < v.PreBufferLen+v.PostBufferLen {
 			t.Fatalf("expected bytes shorter than the buffers")
 		}
-		if !isZero(want[:v.PreBufferLen]) || !isZero(want[len(want)-v.PostBufferLen:]) {
+		if !allZero(want[:v.PreBufferLen]) || !allZero(want[len(want)-v.PostBufferLen:]) {
 			t.Fatalf("pre/post buffers of the expected bytes are not zero")
 		}
 		want = want[v.PreBufferLen : len(want)-v.PostBufferLen]
@@ -235,7 +235,7 @@ func testVectorEncrypt(t *testing.T, v vector) {
 		var layout []byte
 		for _, part := range []string{"key_modifier", "iv", "nonce", "ciphertext", "mac", "tag"} {
 			if s, ok := l[part]; ok {
-				layout = append(layout, mustHex(t, s)...)
+				layout = append(layout, mustVectorHex(t, s)...)
 			}
 		}
 		if !bytes.Equal(layout, got) {
@@ -251,7 +251,7 @@ func testVectorEncrypt(t *testing.T, v vector) {
 	}
 }
 
-func isZero(b []byte) bool {
+func allZero(b []byte) bool {
 	for _, c := range b {
 		if c != 0 {
 			return false
@@ -266,7 +266,7 @@ func testVectorContextHeader(t *testing.T, v vector) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(mustHex(t, v.ExpectedHex), got); diff != "" {
+	if diff := cmp.Diff(mustVectorHex(t, v.ExpectedHex), got); diff != "" {
 		t.Errorf("ContextHeader(%s, %s) mismatch (-want +got):\n%s", d.Encryption, d.Validation, diff)
 	}
 	if len(v.Intermediate) == 0 {
@@ -285,22 +285,22 @@ func testVectorContextHeader(t *testing.T, v vector) {
 		default:
 			t.Fatalf("unknown intermediate value %q", name)
 		}
-		if diff := cmp.Diff(mustHex(t, want), part); diff != "" {
+		if diff := cmp.Diff(mustVectorHex(t, want), part); diff != "" {
 			t.Errorf("intermediate %s mismatch (-want +got):\n%s", name, diff)
 		}
 	}
 }
 
 func testVectorAAD(t *testing.T, v vector) {
-	got, err := AAD(mustKeyID(t, v.KeyID), v.Purposes)
+	got, err := AAD(mustVectorKeyID(t, v.KeyID), v.Purposes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var want []byte
 	if v.ExpectedHex != "" {
-		want = mustHex(t, v.ExpectedHex)
+		want = mustVectorHex(t, v.ExpectedHex)
 	} else {
-		want = mustBase64(t, v.ExpectedBase64)
+		want = mustVectorBase64(t, v.ExpectedBase64)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("AAD mismatch (-want +got):\n%s", diff)
