@@ -132,11 +132,12 @@ func (r *Ring) NodeWouldGenerateKey(now time.Time) bool {
 
 // canCreateEncryptor reports whether k can protect payloads: ASP.NET Core's
 // CanCreateAuthenticatedEncryptor. A key whose descriptor could not be read (or whose secret
-// could not be decrypted) has a nil Descriptor.
+// could not be decrypted) has a nil Descriptor; a descriptor naming an algorithm combination
+// the encryptor does not implement is unusable too.
 func canCreateEncryptor(k Key) bool {
-	d := k.Descriptor
-	if d == nil || d.Encryption.KeySize() == 0 {
+	if k.Descriptor == nil {
 		return false
 	}
-	return d.Encryption.IsGCM() || d.Validation.DigestSize() > 0
+	_, err := k.Descriptor.algorithm()
+	return err == nil
 }

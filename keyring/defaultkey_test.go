@@ -676,3 +676,56 @@ func TestNodeWouldGenerateKey(t *testing.T) {
 		})
 	}
 }
+
+func TestProtect(t *testing.T) {
+	now := polTime(t, "2016-02-01 00:00:00Z")
+	r, names := mustPolRing(t, []polSpec{
+		{name: "old", created: "2015-10-30 00:00:00Z", activation: "2015-11-01 00:00:00Z", expires: "2016-01-30 00:00:00Z"},
+		{name: "cur", created: "2015-12-30 00:00:00Z", activation: "2016-01-01 00:00:00Z", expires: "2016-04-01 00:00:00Z"},
+		{name: "next", created: "2016-03-29 00:00:00Z", activation: "2016-04-01 00:00:00Z", expires: "2016-07-01 00:00:00Z"},
+	})
+	purposes := keyring.Purposes("app", "purpose")
+	tests := []struct {
+		now  time.Time
+		want string
+	}{
+		{now, "cur"},
+		{polTime(t, "2016-03-31 23:56:00Z"), "next"}, // within the clock skew
+		// All expired: the fallback is the newest propagated key other than the rejected
+		// preferred one.
+		{polTime(t, "2016-07-01 00:00:00Z"), "cur"},
+	}
+	for _, tc := range tests {
+		t.Run(polFmt(tc.now), func(t *testing.T) {
+			payload, err := r.Protect(tc.now, []byte("secret"), purposes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := keyring.PayloadKeyID(payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := names[id]; got != tc.want {
+				t.Errorf("protected with %s, want %s", got, tc.want)
+			}
+			got, _, err := r.Unprotect(payload, purposes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != "secret" {
+				t.Errorf("Unprotect = %q", got)
+			}
+		})
+	}
+
+	t.Run("no key", func(t *testing.T) {
+		empty, _ := mustPolRing(t, nil)
+		if _, err := empty.Protect(now, []byte("x"), purposes); !errors.Is(err, keyring.ErrNoDefaultKey) {
+			t.Errorf("Protect on an empty ring = %v, want ErrNoDefaultKey", err)
+		}
+		revoked, _ := mustPolRing(t, []polSpec{{name: "cur", activation: "2016-01-01 00:00:00Z", expires: "2016-04-01 00:00:00Z", revoked: true}})
+		if _, err := revoked.Protect(now, []byte("x"), purposes); !errors.Is(err, keyring.ErrNoDefaultKey) {
+			t.Errorf("Protect with only a revoked key = %v, want ErrNoDefaultKey", err)
+		}
+	})
+}
