@@ -89,12 +89,12 @@ func parseNode(data []byte) (*node, error) {
 			}
 			n := &node{kind: elementNode, name: t.Name, attrs: append([]xml.Attr(nil), t.Attr...)}
 			scope := map[string]string{}
-			for i, a := range n.attrs {
-				for _, b := range n.attrs[:i] {
-					if a.Name == b.Name {
-						return nil, fmt.Errorf("xml: duplicate attribute %s", qname(a.Name))
-					}
+			seen := make(map[xml.Name]bool, len(n.attrs))
+			for _, a := range n.attrs {
+				if seen[a.Name] {
+					return nil, fmt.Errorf("xml: duplicate attribute %s", qname(a.Name))
 				}
+				seen[a.Name] = true
 				switch {
 				case a.Name.Space == "" && a.Name.Local == "xmlns":
 					scope[""] = a.Value
