@@ -95,9 +95,11 @@ type Decision struct {
 	Reason string
 	// Created, Activation and Expiration are the new key's dates when Due (zero otherwise).
 	// Activation equals Created for an immediate key (the ring has no usable default key now, or
-	// an emergency); otherwise it is the instant the ring would run out of a default key (the
-	// current default's expiration), so the key takes over exactly then. Expiration is
-	// Activation + Lifetime.
+	// an emergency); otherwise it is the instant the ring would run out of a default key
+	// (normally the current default's expiration), so the key takes over exactly then. In
+	// either case, if a revoked or unusable key activating at or just after that instant would
+	// be preferred, Activation is one tick (100 ns) after that key's activation, so the new key
+	// outranks it. Expiration is Activation + Lifetime.
 	Created, Activation, Expiration time.Time
 	// NextDue is, when not Due, the earliest instant at which Decide will return Due if the ring
 	// does not change; zero when Due.

@@ -222,6 +222,13 @@ func TestDecide(t *testing.T) {
 				t.Error("Decide returned no reason")
 			}
 			if !d.Due {
+				// NextDue is exact: due then, not due a tick before.
+				if !p.Decide(r, d.NextDue).Due {
+					t.Errorf("not due at NextDue %s", polFmt(d.NextDue))
+				}
+				if before := d.NextDue.Add(-100 * time.Nanosecond); p.Decide(r, before).Due {
+					t.Errorf("already due at %s, before NextDue", polFmt(before))
+				}
 				return
 			}
 			// Applying the decision must fix the ring: not due any more, and a default key at
@@ -332,11 +339,7 @@ func TestDecideTimeline(t *testing.T) {
 					}
 					// Check every instant until the next run: hourly samples plus every key
 					// boundary (activation minus skew, expiration) and the instants around it.
-					end := at.Add(s.every)
-					if i == len(runs)-1 {
-						end = at.Add(s.every)
-					}
-					for _, τ := range polSamples(r, at, end) {
+					for _, τ := range polSamples(r, at, at.Add(s.every)) {
 						if res := r.ResolveDefaultKey(τ); res.ShouldGenerate {
 							t.Fatalf("at %s (after run %s): no default key", polFmt(τ), polFmt(at))
 						}
