@@ -124,10 +124,10 @@ func TestEmptyRingIsNeverServed(t *testing.T) {
 
 func TestKeepsGoodEntry(t *testing.T) {
 	tests := []struct {
-		name      string
-		breakStore    func(s *fakeStore)
-		wantErr   error
-		storeErrs uint64
+		name       string
+		breakStore func(s *fakeStore)
+		wantErr    error
+		storeErrs  uint64
 	}{
 		{"store unavailable", func(s *fakeStore) { s.fail(fmt.Errorf("dial: %w", store.ErrUnavailable)) }, store.ErrUnavailable, 1},
 		{"only expired keys", func(s *fakeStore) { s.set(2, "-20:-10") }, ringcache.ErrUnusableRing, 0},
