@@ -3,6 +3,7 @@ package keyring_test
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -235,5 +236,268 @@ func TestUmbracoTicketGolden(t *testing.T) {
 	}
 	if diff := cmp.Diff(umbracoTicket(umbracoIssued), parsed); diff != "" {
 		t.Errorf("ParseTicket mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// mustRing returns a ring with one AES-256-CBC/HMACSHA256 key created at created, active for 90
+// days, with master key bytes derived from seed.
+func mustRing(tb testing.TB, seed byte, created time.Time) (*keyring.Ring, keyring.KeyID) {
+	tb.Helper()
+	id, err := keyring.NewKeyID()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	master := make([]byte, 64)
+	for i := range master {
+		master[i] = seed + byte(i)
+	}
+	k := keyring.Key{
+		ID: id, Created: created, Activation: created, Expiration: created.Add(90 * 24 * time.Hour),
+		Descriptor: &keyring.Descriptor{Encryption: keyring.AES256CBC, Validation: keyring.HMACSHA256,
+			MasterKey: keyring.NewSecret(master)},
+	}
+	r, err := keyring.NewRing([]keyring.Key{k}, nil, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r, id
+}
+
+var keyCreated = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// cookieHeader renders pairs as a browser's Cookie header, with unrelated cookies around them.
+func cookieHeader(pairs []keyring.CookiePair) string {
+	parts := []string{"ARRAffinity=abc123", "UMB-XSRF-TOKEN=xyz"}
+	for i := len(pairs) - 1; i >= 0; i-- { // browsers do not promise any order
+		parts = append(parts, pairs[i].Name+"="+pairs[i].Value)
+	}
+	return strings.Join(append(parts, "umb_lang=en-US"), "; ")
+}
+
+func TestUmbracoCookieEndToEnd(t *testing.T) {
+	ring, id := mustRing(t, 1, keyCreated)
+	now := umbracoIssued
+	const app = "/var/www/umbraco/"
+	ticket := umbracoTicket(now)
+
+	value, err := ring.EncryptCookie(now, ticket, app, keyring.UmbracoScheme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(value, "CfDJ8") {
+		t.Errorf("cookie %.10s… does not start with CfDJ8", value)
+	}
+	pairs := keyring.ChunkCookie(keyring.UmbracoCookieName, value, 1000)
+	if len(pairs) < 3 {
+		t.Fatalf("want a chunked cookie, got %d pairs", len(pairs))
+	}
+	header := cookieHeader(pairs)
+
+	got, err := keyring.ReassembleCookie(keyring.UmbracoCookieName, keyring.LookupCookies(keyring.ParseCookieHeader(header)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ring.DecryptCookie(got, now.Add(time.Minute), keyring.CookieOptions{
+		Scheme:   keyring.UmbracoScheme,
+		AppNames: []string{"", "/var/www/umbraco", app},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.AppName != app || res.KeyID != id || res.Key.ID != id || res.KeyStatus != keyring.StatusActive {
+		t.Errorf("app %q key %s status %s; want %q %s active", res.AppName, res.KeyID, res.KeyStatus, app, id)
+	}
+	wantPurposes := []string{app, keyring.CookieAuthenticationPurpose, keyring.UmbracoScheme, "v2"}
+	if diff := cmp.Diff(wantPurposes, res.Purposes); diff != "" {
+		t.Errorf("purposes mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(ticket, res.Ticket); diff != "" {
+		t.Errorf("ticket mismatch (-want +got):\n%s", diff)
+	}
+	if exp, ok := res.Ticket.Properties.Expires(); !ok || !exp.Equal(now.Add(20*time.Minute)) {
+		t.Errorf("expires = %v, %v", exp, ok)
+	}
+
+	t.Run("percent-escaped value", func(t *testing.T) {
+		res, err := ring.DecryptCookie("%43"+value[1:], now, keyring.CookieOptions{Scheme: keyring.UmbracoScheme, AppNames: []string{app}})
+		if err != nil || res.AppName != app {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("missing chunk", func(t *testing.T) {
+		var partial []keyring.CookiePair
+		for _, p := range pairs {
+			if p.Name != keyring.UmbracoCookieName+"C2" {
+				partial = append(partial, p)
+			}
+		}
+		_, err := keyring.ReassembleCookie(keyring.UmbracoCookieName, keyring.LookupCookies(keyring.ParseCookieHeader(cookieHeader(partial))))
+		if !errors.Is(err, keyring.ErrMalformedCookie) || !strings.Contains(err.Error(), "UMB_UCONTEXTC2") {
+			t.Errorf("err = %v, want ErrMalformedCookie naming UMB_UCONTEXTC2", err)
+		}
+	})
+	t.Run("default chunk size", func(t *testing.T) {
+		big := umbracoTicket(now)
+		big.Identities[0].Claims = append(big.Identities[0].Claims, keyring.Claim{Type: "blob", Value: strings.Repeat("z", 6000)})
+		v, err := ring.EncryptCookie(now, big, "", keyring.UmbracoScheme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pairs := keyring.ChunkCookie(keyring.UmbracoCookieName, v, 0)
+		if len(pairs) != 4 {
+			t.Errorf("%d-character cookie in %d pairs, want chunks-3 + 3", len(v), len(pairs))
+		}
+		joined, err := keyring.ReassembleCookie(keyring.UmbracoCookieName, keyring.LookupCookies(keyring.ParseCookieHeader(cookieHeader(pairs))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := ring.DecryptCookie(joined, now, keyring.CookieOptions{Scheme: keyring.UmbracoScheme})
+		if err != nil || res.AppName != "" || len(res.Ticket.Identities[0].Claims) != len(big.Identities[0].Claims) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestDecryptCookieFailures(t *testing.T) {
+	now := umbracoIssued
+	ring, id := mustRing(t, 1, keyCreated)
+	other, _ := mustRing(t, 2, keyCreated)
+	ticket := umbracoTicket(now)
+	value, err := ring.EncryptCookie(now, ticket, "app", keyring.UmbracoScheme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A ring that holds the same key id, revoked.
+	k, _ := ring.Key(id)
+	revoked, err := keyring.NewRing([]keyring.Key{k}, []keyring.Revocation{{KeyID: id, Date: now}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same key id with other key material.
+	k2 := k
+	k2.Descriptor = &keyring.Descriptor{Encryption: keyring.AES256CBC, Validation: keyring.HMACSHA256,
+		MasterKey: keyring.NewSecret(bytes.Repeat([]byte{9}, 64))}
+	otherMaterial, err := keyring.NewRing([]keyring.Key{k2}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Plaintexts that are not tickets, protected with the right purposes.
+	protect := func(plaintext []byte) string {
+		p, err := keyring.ProtectWithKey(k, plaintext, keyring.Purposes("app", keyring.CookiePurposes(keyring.UmbracoScheme)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keyring.Base64URLEncode(p)
+	}
+	full, err := ticket.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	opts := keyring.CookieOptions{Scheme: keyring.UmbracoScheme, AppNames: []string{"app"}}
+	tests := []struct {
+		name      string
+		ring      *keyring.Ring
+		value     string
+		opts      keyring.CookieOptions
+		want      error
+		keyInRing bool
+		tried     int
+		hint      string
+	}{
+		{name: "not base64", ring: ring, value: "not base64!", opts: opts, want: keyring.ErrMalformedPayload, hint: "not base64url"},
+		{name: "no magic header", ring: ring, value: keyring.Base64URLEncode(make([]byte, 64)), opts: opts, want: keyring.ErrMalformedPayload, hint: "CfDJ8"},
+		{name: "key not in ring", ring: other, value: value, opts: opts, want: keyring.ErrKeyNotFound, hint: "is not in this ring"},
+		{name: "nil ring", ring: nil, value: value, opts: opts, want: keyring.ErrKeyNotFound, hint: "is not in this ring"},
+		{name: "key revoked", ring: revoked, value: value, opts: opts, want: keyring.ErrKeyRevoked, keyInRing: true, tried: 0, hint: "revoked"},
+		{name: "application name not UTF-8", ring: ring, value: value, opts: keyring.CookieOptions{Scheme: keyring.UmbracoScheme, AppNames: []string{"\xff"}},
+			want: keyring.ErrInvalidPurpose, keyInRing: true, tried: 1, hint: "not valid UTF-8"},
+		{name: "wrong application names", ring: ring, value: value,
+			opts: keyring.CookieOptions{Scheme: keyring.UmbracoScheme, AppNames: []string{"", "App", "app/"}},
+			want: keyring.ErrDecryptionFailed, keyInRing: true, tried: 3, hint: "another application name"},
+		{name: "wrong scheme", ring: ring, value: value, opts: keyring.CookieOptions{AppNames: []string{"app"}},
+			want: keyring.ErrDecryptionFailed, keyInRing: true, tried: 1, hint: "purpose chains"},
+		{name: "other key material", ring: otherMaterial, value: value, opts: opts, want: keyring.ErrDecryptionFailed, keyInRing: true, tried: 1, hint: "key material"},
+		{name: "garbage ticket", ring: ring, value: protect([]byte("not a ticket at all")), opts: opts, want: keyring.ErrMalformedTicket, keyInRing: true, tried: 1, hint: `application name "app"`},
+		{name: "truncated ticket", ring: ring, value: protect(full[:len(full)-10]), opts: opts, want: keyring.ErrMalformedTicket, keyInRing: true, tried: 1, hint: "not a format-5"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := tc.ring.DecryptCookie(tc.value, now, tc.opts)
+			if res != nil || !errors.Is(err, tc.want) {
+				t.Fatalf("res %v, err = %v; want %v", res, err, tc.want)
+			}
+			var ce *keyring.CookieError
+			if !errors.As(err, &ce) {
+				t.Fatalf("err %T is not a *CookieError", err)
+			}
+			d := ce.Diagnosis
+			if d.KeyInRing != tc.keyInRing || len(d.AppNames) != tc.tried || len(d.PurposeChains) != tc.tried {
+				t.Errorf("diagnosis %+v: want key in ring %v, %d tried", d, tc.keyInRing, tc.tried)
+			}
+			if !strings.Contains(d.Hint, tc.hint) || !strings.Contains(err.Error(), d.Hint) {
+				t.Errorf("hint %q lacks %q (error %q)", d.Hint, tc.hint, err)
+			}
+			if errors.Is(err, keyring.ErrKeyNotFound) {
+				var nf *keyring.KeyNotFoundError
+				if !errors.As(err, &nf) || nf.ID != id || d.KeyID == nil || *d.KeyID != id {
+					t.Errorf("KeyNotFoundError %v, diagnosis key %v; want %s", nf, d.KeyID, id)
+				}
+			}
+			if tc.keyInRing && (d.KeyID == nil || *d.KeyID != id || d.KeyStatus == keyring.StatusUnknown) {
+				t.Errorf("diagnosis key %v status %s", d.KeyID, d.KeyStatus)
+			}
+			j, err := json.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, secret := range []string{value[20:60], tc.value[min(20, len(tc.value)):min(60, len(tc.value))], "admin@example.com", "Site Administrator"} {
+				if secret != "" && (strings.Contains(string(j), secret) || strings.Contains(ce.Error(), secret)) {
+					t.Errorf("diagnosis or error leaks %q", secret)
+				}
+			}
+		})
+	}
+}
+
+func TestDecryptCookieExpiredKey(t *testing.T) {
+	ring, _ := mustRing(t, 1, keyCreated)
+	value, err := ring.EncryptCookie(keyCreated.Add(time.Hour), minimalTicket, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ring.DecryptCookie(value, keyCreated.Add(365*24*time.Hour), keyring.CookieOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.KeyStatus != keyring.StatusExpired {
+		t.Errorf("status %s, want expired", res.KeyStatus)
+	}
+	if diff := cmp.Diff(keyring.CookiePurposes(keyring.DefaultCookieScheme), res.Purposes); diff != "" {
+		t.Errorf("purposes mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(minimalTicket, res.Ticket); diff != "" {
+		t.Errorf("ticket mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestCookieResultJSON(t *testing.T) {
+	ring, id := mustRing(t, 1, keyCreated)
+	value, err := ring.EncryptCookie(keyCreated.Add(time.Hour), minimalTicket, "app", "Cookies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ring.DecryptCookie(value, keyCreated.Add(time.Hour), keyring.CookieOptions{AppNames: []string{"app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"key_id":"` + id.String() + `","key_status":"active","app_name":"app","purposes":["app",` +
+		`"Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationMiddleware","Cookies","v2"],"ticket":{"scheme":"Cookies",`
+	if !strings.HasPrefix(string(j), want) {
+		t.Errorf("JSON %s\nwant prefix %s", j, want)
 	}
 }

@@ -311,7 +311,7 @@ func parseHTTPDate(s string) (time.Time, error) {
 // negative or oversized counts, truncation, duplicate dictionary keys, bad 7-bit lengths). Counts
 // and lengths are checked against the remaining input before anything is allocated.
 func ParseTicket(b []byte) (*Ticket, error) {
-	r := &ticketReader{b: b}
+	r := &ticketReader{s: string(b)}
 	t, err := r.ticket()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedTicket, err)
@@ -319,21 +319,23 @@ func ParseTicket(b []byte) (*Ticket, error) {
 	return t, nil
 }
 
-// ticketReader is .NET's BinaryReader over a byte slice.
+// ticketReader is .NET's BinaryReader over the ticket bytes. It holds them as one string so that
+// every string it reads is a substring sharing that memory (one allocation for all of them).
 type ticketReader struct {
-	b   []byte
+	s   string
 	off int
 }
 
 var errTruncated = errors.New("unexpected end of data")
 
-func (r *ticketReader) remaining() int { return len(r.b) - r.off }
+func (r *ticketReader) remaining() int { return len(r.s) - r.off }
 
 func (r *ticketReader) int32() (int32, error) {
 	if r.remaining() < 4 {
 		return 0, errTruncated
 	}
-	v := int32(binary.LittleEndian.Uint32(r.b[r.off:]))
+	s := r.s[r.off:]
+	v := int32(uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24)
 	r.off += 4
 	return v, nil
 }
@@ -342,7 +344,7 @@ func (r *ticketReader) bool() (bool, error) {
 	if r.remaining() < 1 {
 		return false, errTruncated
 	}
-	v := r.b[r.off] != 0
+	v := r.s[r.off] != 0
 	r.off++
 	return v, nil
 }
@@ -354,7 +356,7 @@ func (r *ticketReader) read7BitInt() (int32, error) {
 		if r.remaining() < 1 {
 			return 0, errTruncated
 		}
-		c := r.b[r.off]
+		c := r.s[r.off]
 		r.off++
 		v |= uint32(c&0x7f) << shift
 		if c < 0x80 {
@@ -364,7 +366,7 @@ func (r *ticketReader) read7BitInt() (int32, error) {
 	if r.remaining() < 1 {
 		return 0, errTruncated
 	}
-	c := r.b[r.off]
+	c := r.s[r.off]
 	r.off++
 	if c > 0x0f {
 		return 0, errors.New("bad 7-bit encoded length")
@@ -385,7 +387,7 @@ func (r *ticketReader) string() (string, error) {
 	if int64(n) > int64(r.remaining()) {
 		return "", errTruncated
 	}
-	s := string(r.b[r.off : r.off+int(n)])
+	s := r.s[r.off : r.off+int(n)]
 	r.off += int(n)
 	return s, nil
 }
@@ -439,13 +441,11 @@ func (r *ticketReader) ticket() (*Ticket, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.Identities = make([]Identity, 0, n)
-	for range n {
-		id, err := r.identity(0)
-		if err != nil {
+	t.Identities = make([]Identity, n)
+	for i := range t.Identities {
+		if err := r.identity(&t.Identities[i], 0); err != nil {
 			return nil, err
 		}
-		t.Identities = append(t.Identities, *id)
 	}
 	if t.Properties, err = r.properties(); err != nil {
 		return nil, err
@@ -453,87 +453,86 @@ func (r *ticketReader) ticket() (*Ticket, error) {
 	return t, nil
 }
 
-func (r *ticketReader) identity(depth int) (*Identity, error) {
+// identity reads an identity into id.
+func (r *ticketReader) identity(id *Identity, depth int) error {
 	if depth > maxActorDepth {
-		return nil, fmt.Errorf("actors nested more than %d deep", maxActorDepth)
+		return fmt.Errorf("actors nested more than %d deep", maxActorDepth)
 	}
-	id := &Identity{}
 	var err error
 	if id.AuthenticationType, err = r.string(); err != nil {
-		return nil, err
+		return err
 	}
 	// The ClaimsIdentity constructor turns an empty claim type into the default too.
 	if id.NameClaimType, err = r.stringWithDefault(DefaultNameClaimType); err != nil {
-		return nil, err
+		return err
 	}
 	if id.NameClaimType == "" {
 		id.NameClaimType = DefaultNameClaimType
 	}
 	if id.RoleClaimType, err = r.stringWithDefault(DefaultRoleClaimType); err != nil {
-		return nil, err
+		return err
 	}
 	if id.RoleClaimType == "" {
 		id.RoleClaimType = DefaultRoleClaimType
 	}
 	n, err := r.count("claim", minClaimSize)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	id.Claims = make([]Claim, 0, n)
-	for range n {
-		c, err := r.claim(id.NameClaimType)
-		if err != nil {
-			return nil, err
+	id.Claims = make([]Claim, n)
+	for i := range id.Claims {
+		if err := r.claim(&id.Claims[i], id.NameClaimType); err != nil {
+			return err
 		}
-		id.Claims = append(id.Claims, c)
 	}
 	has, err := r.bool()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if has {
 		s, err := r.string()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		id.BootstrapContext = &s
 	}
 	if has, err = r.bool(); err != nil {
-		return nil, err
+		return err
 	}
 	if has {
-		if id.Actor, err = r.identity(depth + 1); err != nil {
-			return nil, err
+		id.Actor = &Identity{}
+		if err := r.identity(id.Actor, depth+1); err != nil {
+			return err
 		}
 	}
-	return id, nil
+	return nil
 }
 
-func (r *ticketReader) claim(nameClaimType string) (Claim, error) {
-	var c Claim
+// claim reads a claim of an identity whose name claim type is nameClaimType into c.
+func (r *ticketReader) claim(c *Claim, nameClaimType string) error {
 	var err error
 	if c.Type, err = r.stringWithDefault(nameClaimType); err != nil {
-		return Claim{}, err
+		return err
 	}
 	if c.Value, err = r.string(); err != nil {
-		return Claim{}, err
+		return err
 	}
 	if c.ValueType, err = r.stringWithDefault(ClaimValueTypeString); err != nil {
-		return Claim{}, err
+		return err
 	}
 	if c.Issuer, err = r.stringWithDefault(DefaultIssuer); err != nil {
-		return Claim{}, err
+		return err
 	}
 	// The default of the original issuer is the issuer as read, before the Claim constructor
 	// replaces an empty one.
 	if c.OriginalIssuer, err = r.stringWithDefault(c.Issuer); err != nil {
-		return Claim{}, err
+		return err
 	}
-	normalizeClaim(&c)
+	normalizeClaim(c)
 	if c.Properties, err = r.items("claim property"); err != nil {
-		return Claim{}, err
+		return err
 	}
-	return c, nil
+	return nil
 }
 
 // items reads a count and that many key/value pairs into a dictionary that, like .NET's
@@ -547,7 +546,6 @@ func (r *ticketReader) items(what string) (Items, error) {
 		return nil, nil
 	}
 	out := make(Items, 0, n)
-	seen := make(map[string]struct{}, n)
 	for range n {
 		k, err := r.string()
 		if err != nil {
@@ -557,13 +555,35 @@ func (r *ticketReader) items(what string) (Items, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, dup := seen[k]; dup {
-			return nil, fmt.Errorf("duplicate %s key", what)
-		}
-		seen[k] = struct{}{}
 		out = append(out, Item{Key: k, Value: v})
 	}
+	if hasDuplicateKey(out) {
+		return nil, fmt.Errorf("duplicate %s key", what)
+	}
 	return out, nil
+}
+
+// hasDuplicateKey reports whether two items share a key: by comparing pairs for the few items
+// tickets usually carry, with a map beyond that.
+func hasDuplicateKey(items Items) bool {
+	if len(items) <= 16 {
+		for i := range items {
+			for j := i + 1; j < len(items); j++ {
+				if items[i].Key == items[j].Key {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	seen := make(map[string]struct{}, len(items))
+	for _, it := range items {
+		if _, dup := seen[it.Key]; dup {
+			return true
+		}
+		seen[it.Key] = struct{}{}
+	}
+	return false
 }
 
 func (r *ticketReader) properties() (Properties, error) {
@@ -719,13 +739,11 @@ func (w *ticketWriter) identity(id *Identity, depth int) error {
 }
 
 func (w *ticketWriter) items(items Items, what string) error {
+	if hasDuplicateKey(items) {
+		return fmt.Errorf("keyring: ticket: duplicate %s key", what)
+	}
 	w.count(len(items))
-	seen := make(map[string]struct{}, len(items))
 	for _, it := range items {
-		if _, dup := seen[it.Key]; dup {
-			return fmt.Errorf("keyring: ticket: duplicate %s key", what)
-		}
-		seen[it.Key] = struct{}{}
 		w.string(it.Key)
 		w.string(it.Value)
 	}
