@@ -18,11 +18,14 @@ const (
 )
 
 // node is a minimal XML tree that keeps what XElement keeps and writes it back the way .NET's
-// XmlWriter does: prefixes and attribute order are preserved, comments are kept.
+// XmlWriter does: prefixes, namespace declarations and attribute order are preserved, comments
+// are kept.
 type node struct {
 	kind     nodeKind
 	name     xml.Name // Space holds the prefix as written (RawToken), not the namespace URI
+	ns       string   // the element's namespace URI, resolved from the declarations in scope
 	attrs    []xml.Attr
+	attrNS   []string // the namespace URI of each attribute in attrs ("" for unprefixed ones)
 	children []*node
 	text     string // text or comment content
 }
@@ -35,8 +38,15 @@ const (
 	commentNode
 )
 
+// Namespace URIs bound to the reserved prefixes.
+const (
+	xmlNamespace   = "http://www.w3.org/XML/1998/namespace"
+	xmlnsNamespace = "http://www.w3.org/2000/xmlns/"
+)
+
 // parseNode parses exactly one root element, with an optional XML declaration, comments and
-// white space around it. It rejects DTDs and processing instructions other than the declaration.
+// white space around it. It rejects DTDs, processing instructions other than the declaration,
+// undeclared prefixes and duplicate attributes, as .NET's XmlReader does.
 func parseNode(data []byte) (*node, error) {
 	if len(data) > maxElementBytes {
 		return nil, fmt.Errorf("xml: element is larger than %d bytes", maxElementBytes)
@@ -46,6 +56,21 @@ func parseNode(data []byte) (*node, error) {
 	d.Strict = true
 	var root *node
 	var stack []*node
+	var scopes []map[string]string // namespace declarations of each open element
+	lookup := func(prefix string) (string, bool) {
+		switch prefix {
+		case "xml":
+			return xmlNamespace, true
+		case "xmlns":
+			return xmlnsNamespace, true
+		}
+		for i := len(scopes) - 1; i >= 0; i-- {
+			if uri, ok := scopes[i][prefix]; ok {
+				return uri, true
+			}
+		}
+		return "", prefix == ""
+	}
 	for {
 		tok, err := d.RawToken()
 		if errors.Is(err, io.EOF) {
@@ -63,6 +88,42 @@ func parseNode(data []byte) (*node, error) {
 				return nil, errors.New("xml: elements nested too deeply")
 			}
 			n := &node{kind: elementNode, name: t.Name, attrs: append([]xml.Attr(nil), t.Attr...)}
+			scope := map[string]string{}
+			for i, a := range n.attrs {
+				for _, b := range n.attrs[:i] {
+					if a.Name == b.Name {
+						return nil, fmt.Errorf("xml: duplicate attribute %s", qname(a.Name))
+					}
+				}
+				switch {
+				case a.Name.Space == "" && a.Name.Local == "xmlns":
+					scope[""] = a.Value
+				case a.Name.Space == "xmlns":
+					if a.Value == "" {
+						return nil, fmt.Errorf("xml: empty namespace for prefix %s", a.Name.Local)
+					}
+					scope[a.Name.Local] = a.Value
+				}
+			}
+			scopes = append(scopes, scope)
+			uri, ok := lookup(t.Name.Space)
+			if !ok {
+				return nil, fmt.Errorf("xml: undeclared prefix %s", t.Name.Space)
+			}
+			n.ns = uri
+			n.attrNS = make([]string, len(n.attrs))
+			for i, a := range n.attrs {
+				switch {
+				case a.Name.Space == "" && a.Name.Local == "xmlns":
+					n.attrNS[i] = xmlnsNamespace
+				case a.Name.Space != "":
+					uri, ok := lookup(a.Name.Space)
+					if !ok {
+						return nil, fmt.Errorf("xml: undeclared prefix %s", a.Name.Space)
+					}
+					n.attrNS[i] = uri
+				}
+			}
 			if len(stack) == 0 {
 				root = n
 			} else {
@@ -79,6 +140,7 @@ func parseNode(data []byte) (*node, error) {
 				return nil, fmt.Errorf("xml: element <%s> closed by </%s>", qname(top.name), qname(t.Name))
 			}
 			stack = stack[:len(stack)-1]
+			scopes = scopes[:len(scopes)-1]
 		case xml.CharData:
 			if len(stack) == 0 {
 				if len(bytes.TrimSpace(t)) != 0 {
@@ -126,29 +188,52 @@ func qname(n xml.Name) string {
 
 // attr returns the value of the unprefixed attribute local, and whether it exists.
 func (n *node) attr(local string) (string, bool) {
-	for _, a := range n.attrs {
-		if a.Name.Space == "" && a.Name.Local == local {
+	return n.attrInNS(local, "")
+}
+
+// attrInNS returns the value of the attribute with the given local name and namespace URI.
+func (n *node) attrInNS(local, ns string) (string, bool) {
+	for i, a := range n.attrs {
+		if a.Name.Local == local && n.attrNamespace(i) == ns && !isNamespaceDecl(a.Name) {
 			return a.Value, true
 		}
 	}
 	return "", false
 }
 
-// elements returns the child elements with the given local name (any prefix).
+func (n *node) attrNamespace(i int) string {
+	if i < len(n.attrNS) {
+		return n.attrNS[i]
+	}
+	return ""
+}
+
+func isNamespaceDecl(name xml.Name) bool {
+	return name.Space == "xmlns" || (name.Space == "" && name.Local == "xmlns")
+}
+
+// is reports whether n is an element with the given local name and namespace URI.
+func (n *node) is(local, ns string) bool {
+	return n != nil && n.kind == elementNode && n.name.Local == local && n.ns == ns
+}
+
+// elements returns the child elements with the given local name and no namespace, as
+// XContainer.Elements(XName) does.
 func (n *node) elements(local string) []*node {
 	var out []*node
 	for _, c := range n.children {
-		if c.kind == elementNode && c.name.Local == local {
+		if c.is(local, "") {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// element returns the first child element with the given local name, or nil.
+// element returns the first child element with the given local name and no namespace, or nil,
+// as XContainer.Element(XName) does.
 func (n *node) element(local string) *node {
 	for _, c := range n.children {
-		if c.kind == elementNode && c.name.Local == local {
+		if c.is(local, "") {
 			return c
 		}
 	}
@@ -184,95 +269,113 @@ func (n *node) value() string {
 	return b.String()
 }
 
+// clone returns a deep copy of n.
+func (n *node) clone() *node {
+	c := *n
+	c.attrs = append([]xml.Attr(nil), n.attrs...)
+	c.attrNS = append([]string(nil), n.attrNS...)
+	c.children = make([]*node, len(n.children))
+	for i, ch := range n.children {
+		c.children[i] = ch.clone()
+	}
+	return &c
+}
+
 // compact writes the element as XElement.ToString(SaveOptions.DisableFormatting) does.
 func (n *node) compact() []byte {
-	var b bytes.Buffer
-	n.write(&b, false, 0)
-	return b.Bytes()
+	w := xmlWriter{}
+	w.element(n)
+	return w.b.Bytes()
 }
 
-// indented writes the element as XElement.Save does to a file: the XML declaration and the
-// element indented by two spaces, with CRLF-free "\n" line ends... see fileBytes for the
-// declaration.
+// indented writes the element as XElement.ToString() does (two-space indentation).
 func (n *node) indented() []byte {
-	var b bytes.Buffer
-	n.write(&b, true, 0)
-	return b.Bytes()
+	w := xmlWriter{indent: true}
+	w.element(n)
+	return w.b.Bytes()
 }
 
-// write serializes n. With indent, child nodes of an element whose children are all elements or
-// comments (no text) go on their own lines, as XmlWriter with Indent=true does; an element with
-// any non-white-space text is written inline.
-func (n *node) write(b *bytes.Buffer, indent bool, depth int) {
-	switch n.kind {
-	case textNode:
-		escapeText(b, n.text)
-		return
-	case commentNode:
-		b.WriteString("<!--")
-		b.WriteString(n.text)
-		b.WriteString("-->")
-		return
+// newLine is XmlWriterSettings.NewLineChars on the platforms dpkeyring targets
+// (Environment.NewLine on Linux; .NET on Windows writes "\r\n").
+const newLine = "\n"
+
+// xmlWriter reproduces .NET's XmlEncodedRawTextWriter(Indent) with NewLineHandling.Replace: an
+// element's children go on their own lines, indented by two spaces, until the element holds
+// text ("mixed content"), after which nothing more is indented inside it.
+type xmlWriter struct {
+	b          bytes.Buffer
+	indent     bool
+	level      int
+	mixed      bool
+	mixedStack []bool
+	textPos    int // buffer position just after the last text written
+	contentPos int // buffer position just after the last start tag's '>'
+}
+
+func (w *xmlWriter) writeIndent() {
+	w.b.WriteString(newLine)
+	for range w.level {
+		w.b.WriteString("  ")
 	}
-	b.WriteByte('<')
-	b.WriteString(qname(n.name))
+}
+
+func (w *xmlWriter) element(n *node) {
+	if w.indent && !w.mixed && w.textPos != w.b.Len() {
+		w.writeIndent()
+	}
+	w.level++
+	w.mixedStack = append(w.mixedStack, w.mixed)
+	w.b.WriteByte('<')
+	w.b.WriteString(qname(n.name))
 	for _, a := range n.attrs {
-		b.WriteByte(' ')
-		b.WriteString(qname(a.Name))
-		b.WriteString(`="`)
-		escapeAttr(b, a.Value)
-		b.WriteByte('"')
+		w.b.WriteByte(' ')
+		w.b.WriteString(qname(a.Name))
+		w.b.WriteString(`="`)
+		escapeAttr(&w.b, a.Value)
+		w.b.WriteByte('"')
 	}
-	children := n.children
-	structured := indent && !hasText(children)
-	if structured {
-		children = withoutWhiteSpace(children)
-	}
-	if len(children) == 0 {
-		b.WriteString(" />")
+	if len(n.children) == 0 {
+		w.b.WriteString(" />")
+		w.level--
+		w.mixed = w.mixedStack[len(w.mixedStack)-1]
+		w.mixedStack = w.mixedStack[:len(w.mixedStack)-1]
 		return
 	}
-	b.WriteByte('>')
-	for _, c := range children {
-		if structured {
-			b.WriteByte('\n')
-			b.WriteString(strings.Repeat("  ", depth+1))
-		}
-		c.write(b, indent && structured, depth+1)
-	}
-	if structured {
-		b.WriteByte('\n')
-		b.WriteString(strings.Repeat("  ", depth))
-	}
-	b.WriteString("</")
-	b.WriteString(qname(n.name))
-	b.WriteByte('>')
-}
-
-func hasText(children []*node) bool {
-	for _, c := range children {
-		if c.kind == textNode && strings.TrimSpace(c.text) != "" {
-			return true
+	w.b.WriteByte('>')
+	w.contentPos = w.b.Len()
+	for _, c := range n.children {
+		switch c.kind {
+		case textNode:
+			w.mixed = true
+			escapeText(&w.b, c.text)
+			w.textPos = w.b.Len()
+		case commentNode:
+			if w.indent && !w.mixed && w.textPos != w.b.Len() {
+				w.writeIndent()
+			}
+			w.b.WriteString("<!--")
+			w.b.WriteString(c.text)
+			w.b.WriteString("-->")
+		case elementNode:
+			w.element(c)
 		}
 	}
-	return false
-}
-
-func withoutWhiteSpace(children []*node) []*node {
-	out := make([]*node, 0, len(children))
-	for _, c := range children {
-		if c.kind != textNode {
-			out = append(out, c)
-		}
+	w.level--
+	if w.indent && !w.mixed && w.contentPos != w.b.Len() && w.textPos != w.b.Len() {
+		w.writeIndent()
 	}
-	return out
+	w.b.WriteString("</")
+	w.b.WriteString(qname(n.name))
+	w.b.WriteByte('>')
+	w.mixed = w.mixedStack[len(w.mixedStack)-1]
+	w.mixedStack = w.mixedStack[:len(w.mixedStack)-1]
 }
 
-// escapeText escapes as XmlWriter does in element content: & < > and, to keep line ends
-// stable across platforms, \r.
+// escapeText escapes as XmlWriter does in element content: & < > are escaped and, with
+// NewLineHandling.Replace, "\r\n" and "\r" become the new-line sequence.
 func escapeText(b *bytes.Buffer, s string) {
-	for _, r := range s {
-		switch r {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
 		case '&':
 			b.WriteString("&amp;")
 		case '<':
@@ -280,17 +383,22 @@ func escapeText(b *bytes.Buffer, s string) {
 		case '>':
 			b.WriteString("&gt;")
 		case '\r':
-			b.WriteString("&#xD;")
+			if i+1 < len(s) && s[i+1] == '\n' {
+				i++
+			}
+			b.WriteString(newLine)
+		case '\n':
+			b.WriteString(newLine)
 		default:
-			b.WriteRune(r)
+			b.WriteByte(c)
 		}
 	}
 }
 
 // escapeAttr escapes as XmlWriter does in double-quoted attribute values.
 func escapeAttr(b *bytes.Buffer, s string) {
-	for _, r := range s {
-		switch r {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
 		case '&':
 			b.WriteString("&amp;")
 		case '<':
@@ -306,12 +414,15 @@ func escapeAttr(b *bytes.Buffer, s string) {
 		case '\t':
 			b.WriteString("&#x9;")
 		default:
-			b.WriteRune(r)
+			b.WriteByte(c)
 		}
 	}
 }
 
-// xmlDeclaration is what XElement.Save writes first.
+// utf8BOM is the byte order mark XmlWriter writes first with its default UTF-8 encoding.
+const utf8BOM = "\xef\xbb\xbf"
+
+// xmlDeclaration is what XElement.Save and XDocument.Save write after the byte order mark.
 const xmlDeclaration = `<?xml version="1.0" encoding="utf-8"?>`
 
 // CompactXML returns one element in the compact form ASP.NET Core's Redis and database
@@ -326,31 +437,50 @@ func CompactXML(element []byte) ([]byte, error) {
 	return n.compact(), nil
 }
 
-// FileXML returns one element as FileSystemXmlRepository writes a key file (XElement.Save): the
-// XML declaration, then the element indented by two spaces, no byte order mark, no final newline.
+// FileXML returns one element as FileSystemXmlRepository writes a key file (XElement.Save to a
+// stream): the UTF-8 byte order mark, the XML declaration, then the element indented by two
+// spaces with "\n" line ends (Environment.NewLine on Linux), no final newline.
 func FileXML(element []byte) ([]byte, error) {
 	n, err := parseNode(element)
 	if err != nil {
 		return nil, err
 	}
 	stripFormatting(n)
-	var b bytes.Buffer
-	b.WriteString(xmlDeclaration)
-	b.WriteByte('\n')
-	n.write(&b, true, 0)
-	return b.Bytes(), nil
+	w := xmlWriter{indent: true}
+	w.b.WriteString(utf8BOM)
+	w.textPos = w.b.Len()
+	w.b.WriteString(xmlDeclaration)
+	w.element(n)
+	return w.b.Bytes(), nil
 }
 
-// stripFormatting removes white-space-only text between elements (where an element has no other
-// text), as XElement.Load without PreserveWhitespace does.
+// stripFormatting removes white-space-only text nodes, as XElement.Load and XElement.Parse do
+// without LoadOptions.PreserveWhitespace (XmlReaderSettings.IgnoreWhitespace).
 func stripFormatting(n *node) {
 	if n.kind != elementNode {
 		return
 	}
-	if !hasText(n.children) {
-		n.children = withoutWhiteSpace(n.children)
+	kept := n.children[:0]
+	for _, c := range n.children {
+		if c.kind == textNode && isXMLSpace(c.text) {
+			continue
+		}
+		kept = append(kept, c)
 	}
+	n.children = kept
 	for _, c := range n.children {
 		stripFormatting(c)
 	}
+}
+
+// isXMLSpace reports whether s consists only of XML white space (space, tab, CR, LF).
+func isXMLSpace(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return false
+		}
+	}
+	return true
 }

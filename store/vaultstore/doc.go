@@ -1,0 +1,40 @@
+// Package vaultstore keeps key rings in HashiCorp Vault's KV version 2 secrets engine, talking
+// to Vault only through github.com/hashicorp/vault/api.
+//
+// # Layout
+//
+// Under the mount (default "secret") and path prefix (default "dpkeyring"), ring R is:
+//
+//	<prefix>/rings/R/elements/<name>   one secret per element: {name, seq, xml}
+//	<prefix>/rings/R/version           the append counter: {seq}
+//	<prefix>/rings/R/meta              the metadata record: {data (base64)}; Meta.Version is its KV version
+//	<prefix>/rings/R/lease             the writer lease: {owner, token, expires}
+//
+// Element secrets are written with cas=0 (create only), so Vault itself refuses to overwrite a
+// key. Append first bumps the counter with check-and-set, then writes the element with the new
+// counter value as its sequence number; List sorts by it, so elements come back in append
+// order. The ring version is counter + number of element secrets: a crash between the two
+// writes, or an element written by someone else, still changes it, and since neither part
+// ever shrinks it never goes back.
+//
+// The lease is replaced with check-and-set on its KV version, so two writers can never both take
+// it. Its token (the fence) grows by one with every new lease and is never reset. Vault has no
+// transactions: a fenced Append checks the token just before its create-only write.
+//
+// # Transit at rest
+//
+// With a Transit key (transit=KEY in the spec), an element secret holds no XML in the clear:
+// {name, seq, ciphertext ("vault:vN:..."), kind, id, creationDate, activationDate,
+// expirationDate | revocationDate}. List decrypts with one batch request and returns exactly
+// the appended bytes. [Store.NewMasterKey] generates 512-bit master keys with Transit's data-key
+// endpoint, and [Store.Rewrap] moves a ring's elements to the newest Transit key version after
+// a rotation.
+//
+// # Policy
+//
+// A token needs, on <mount>/data/<prefix>/rings/*: create, read, update; on
+// <mount>/metadata/<prefix>/rings/*: list (and read). With Transit: update on
+// transit/encrypt/KEY, transit/decrypt/KEY, transit/datakey/plaintext/KEY and
+// transit/rewrap/KEY. Permission errors wrap store.ErrPermission and name the path and the
+// capability.
+package vaultstore
