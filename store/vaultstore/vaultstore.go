@@ -36,6 +36,12 @@ type Store struct {
 	client *api.Client
 	http   *http.Client
 	auth   *renewer
+
+	// cache holds element contents by ring and secret name. Elements are immutable (written
+	// with cas=0, never deleted; Rewrap changes only the ciphertext), so List reads each element
+	// secret once per Store and afterwards only the counter and the listing.
+	mu    sync.Mutex
+	cache map[string]map[string]*stored
 }
 
 // Open connects to Vault, logs in and, for a renewable token, starts renewing it in the
@@ -61,7 +67,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		MinRetryWait: 200 * time.Millisecond,
 		MaxRetryWait: 1500 * time.Millisecond,
 		MaxRetries:   cfg.Retries,
-		Backoff:      retryablehttp.RateLimitLinearJitterBackoff,
+		Backoff:      retryablehttp.DefaultBackoff,
 	}
 	if cfg.CAFile != "" {
 		if err := vc.ConfigureTLS(&api.TLSConfig{CACert: cfg.CAFile}); err != nil {
@@ -78,7 +84,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Namespace != "" {
 		client.SetNamespace(cfg.Namespace)
 	}
-	s := &Store{cfg: cfg, client: client, http: hc}
+	s := &Store{cfg: cfg, client: client, http: hc, cache: map[string]map[string]*stored{}}
 	s.auth = &renewer{s: s, stop: make(chan struct{}), done: make(chan struct{})}
 	watch, err := s.login(ctx)
 	if err != nil {
@@ -201,6 +207,7 @@ func sleepJitter(ctx context.Context, attempt int) error {
 }
 
 type stored struct {
+	key     string // the secret's name under elements/ (set once read completely)
 	name    string
 	seq     uint64 // 0: no sequence number (written by something else)
 	created time.Time
@@ -227,7 +234,17 @@ func (s *Store) List(ctx context.Context, ring string) (store.Snapshot, error) {
 	errs := make([]error, len(names))
 	sem := make(chan struct{}, s.cfg.Concurrency)
 	var wg sync.WaitGroup
+	s.mu.Lock()
+	cached := s.cache[ring]
 	for i, n := range names {
+		items[i] = cached[n]
+	}
+	s.mu.Unlock()
+	var fresh []*stored
+	for i, n := range names {
+		if items[i] != nil {
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -239,10 +256,27 @@ func (s *Store) List(ctx context.Context, ring string) (store.Snapshot, error) {
 	if err := errors.Join(errs...); err != nil {
 		return store.Snapshot{}, err
 	}
-	items = slices.DeleteFunc(items, func(it *stored) bool { return it == nil })
-	if err := s.decryptAll(ctx, items); err != nil {
+	for i, it := range items {
+		if it != nil && it.key == "" {
+			it.key = names[i]
+			fresh = append(fresh, it)
+		}
+	}
+	if err := s.decryptAll(ctx, fresh); err != nil {
 		return store.Snapshot{}, err
 	}
+	if len(fresh) > 0 {
+		s.mu.Lock()
+		if s.cache[ring] == nil {
+			s.cache[ring] = map[string]*stored{}
+		}
+		for _, it := range fresh {
+			it.cipher = ""
+			s.cache[ring][it.key] = it
+		}
+		s.mu.Unlock()
+	}
+	items = slices.DeleteFunc(slices.Clone(items), func(it *stored) bool { return it == nil })
 	slices.SortFunc(items, func(a, b *stored) int {
 		switch {
 		case a.seq != 0 && b.seq != 0:
@@ -259,7 +293,7 @@ func (s *Store) List(ctx context.Context, ring string) (store.Snapshot, error) {
 	})
 	snap := store.Snapshot{Version: counter + uint64(len(names)), Elements: make([]store.Element, len(items))}
 	for i, it := range items {
-		snap.Elements[i] = store.Element{Name: it.name, XML: it.xml}
+		snap.Elements[i] = store.Element{Name: it.name, XML: bytes.Clone(it.xml)}
 	}
 	return snap, nil
 }
