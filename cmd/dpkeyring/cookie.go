@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dpkeyring/dpkeyring/internal/cookiejson"
 	"github.com/dpkeyring/dpkeyring/keyring"
 )
 
@@ -95,9 +95,12 @@ func (c *cli) decryptCookie(_ context.Context, args []string) error {
 		return fmt.Errorf("%s: %w", name, explainCookie(err))
 	}
 	if *asJSON {
-		e := json.NewEncoder(c.stdout)
-		e.SetIndent("", "  ")
-		return e.Encode(res)
+		b, err := cookiejson.Marshal(res)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		_, err = c.stdout.Write(b)
+		return err
 	}
 	return writeCookieText(c.stdout, res, now)
 }
