@@ -12,7 +12,7 @@ import (
 // onto the child, so each element stands alone. It returns an error wrapping [ErrMalformedXML]
 // if doc is not well-formed.
 func SplitRepository(doc []byte) ([][]byte, error) {
-	root, err := parseNode(doc)
+	root, err := parseNodeMax(doc, maxRepositoryBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedXML, err)
 	}
