@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dpkeyring/dpkeyring/internal/cookiejson"
 	"github.com/dpkeyring/dpkeyring/keyring"
 )
 
@@ -91,13 +91,22 @@ func (c *cli) decryptCookie(_ context.Context, args []string) error {
 	}
 	now := c.now().UTC()
 	res, err := l.ring.DecryptCookie(value, now, keyring.CookieOptions{Scheme: *scheme, AppNames: appNames})
+	if *asJSON {
+		// The same document as the server's debug endpoint; on failure it carries the
+		// diagnosis (never the cookie or plaintext), and the error still goes to stderr.
+		doc, merr := cookiejson.Marshal(res, err)
+		if merr != nil {
+			return fmt.Errorf("%s: %w", name, merr)
+		}
+		if _, werr := c.stdout.Write(doc); werr != nil {
+			return werr
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, explainCookie(err))
 	}
 	if *asJSON {
-		e := json.NewEncoder(c.stdout)
-		e.SetIndent("", "  ")
-		return e.Encode(res)
+		return nil
 	}
 	return writeCookieText(c.stdout, res, now)
 }
