@@ -91,22 +91,26 @@ func (c *cli) decryptCookie(_ context.Context, args []string) error {
 	}
 	now := c.now().UTC()
 	res, err := l.ring.DecryptCookie(value, now, keyring.CookieOptions{Scheme: *scheme, AppNames: appNames})
-	if *asJSON {
-		// The same document as the server's debug endpoint; on failure it carries the
-		// diagnosis (never the cookie or plaintext), and the error still goes to stderr.
-		doc, merr := cookiejson.Marshal(res, err)
-		if merr != nil {
-			return fmt.Errorf("%s: %w", name, merr)
-		}
-		if _, werr := c.stdout.Write(doc); werr != nil {
-			return werr
-		}
-	}
 	if err != nil {
+		if *asJSON {
+			// The failure document of the server's debug endpoint, with the diagnosis (never
+			// the cookie or plaintext); the error line still goes to stderr.
+			if doc, merr := cookiejson.MarshalFailure(err); merr == nil {
+				if _, werr := c.stdout.Write(doc); werr != nil {
+					return werr
+				}
+			}
+		}
 		return fmt.Errorf("%s: %w", name, explainCookie(err))
 	}
 	if *asJSON {
-		return nil
+		// The same document as the server's debug endpoint.
+		doc, err := cookiejson.Marshal(res)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		_, err = c.stdout.Write(doc)
+		return err
 	}
 	return writeCookieText(c.stdout, res, now)
 }

@@ -249,7 +249,7 @@ func TestDecryptCookieJSONFailure(t *testing.T) {
 		t.Errorf("exit code %d, stderr %q; want 1 and one line", r.code, r.stderr)
 	}
 	var doc struct {
-		Decrypted bool `json:"decrypted"`
+		Code      string `json:"code"`
 		Diagnosis struct {
 			KeyID     string     `json:"key_id"`
 			KeyInRing bool       `json:"key_in_ring"`
@@ -259,7 +259,7 @@ func TestDecryptCookieJSONFailure(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 		t.Fatalf("stdout is not the JSON failure document: %v\n%s", err, r.stdout)
 	}
-	if doc.Decrypted || doc.Diagnosis.KeyID != idCurrent || !doc.Diagnosis.KeyInRing || len(doc.Diagnosis.Chains) != 1 {
+	if doc.Code != "decrypt_failed" || doc.Diagnosis.KeyID != idCurrent || !doc.Diagnosis.KeyInRing || len(doc.Diagnosis.Chains) != 1 {
 		t.Errorf("failure document %+v", doc)
 	}
 	if strings.Contains(r.stdout, "admin@example.com") || strings.Contains(r.stdout, value[:40]) {
