@@ -2,14 +2,13 @@
 // shared by `dpkeyring decrypt-cookie --json` and the server's debug decrypt-cookie endpoint,
 // so both print identical documents.
 //
-// A decrypted cookie renders as
+// A decrypted cookie renders as its [keyring.CookieResult]:
 //
-//	{"decrypted": true, "key_id": "…", "key_status": "active", "app_name": "…",
-//	 "purposes": ["…"], "ticket": {…}}
+//	{"key_id": "…", "key_status": "active", "app_name": "…", "purposes": ["…"], "ticket": {…}}
 //
-// and a failure as
+// and a failure as a [Failure]:
 //
-//	{"decrypted": false, "error": "…", "diagnosis": {"key_id": "…", "key_in_ring": true,
+//	{"error": "…", "code": "decrypt_failed", "diagnosis": {"key_id": "…", "key_in_ring": true,
 //	 "key_status": "revoked", "app_names_tried": ["…"], "purpose_chains_tried": [["…"]],
 //	 "hint": "…"}}
 //
@@ -18,60 +17,58 @@
 package cookiejson
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 
 	"github.com/dpkeyring/dpkeyring/keyring"
 )
 
-// Document is the JSON document of one decryption attempt.
-type Document struct {
-	// Decrypted is true when the cookie was decrypted and its ticket read.
-	Decrypted bool `json:"decrypted"`
-	// KeyID, KeyStatus, AppName, Purposes and Ticket are set when Decrypted: see
-	// [keyring.CookieResult].
-	KeyID     string          `json:"key_id,omitempty"`
-	KeyStatus string          `json:"key_status,omitempty"`
-	AppName   *string         `json:"app_name,omitempty"`
-	Purposes  []string        `json:"purposes,omitempty"`
-	Ticket    *keyring.Ticket `json:"ticket,omitempty"`
-	// Error is the error message when not Decrypted (it never holds the cookie or claims).
-	Error string `json:"error,omitempty"`
-	// Diagnosis explains the failure when DecryptCookie returned a [*keyring.CookieError].
+// CodeDecryptFailed is the code of every [Failure].
+const CodeDecryptFailed = "decrypt_failed"
+
+// Marshal returns res as JSON indented by two spaces, with a final newline.
+func Marshal(res *keyring.CookieResult) ([]byte, error) {
+	return encode(res)
+}
+
+// Failure is the JSON document of a failed decryption.
+type Failure struct {
+	// Error is the error message (it never holds the cookie or claims).
+	Error string `json:"error"`
+	// Code is always [CodeDecryptFailed].
+	Code string `json:"code"`
+	// Diagnosis explains the failure when DecryptCookie returned a [*keyring.CookieError]; nil
+	// for errors met before decrypting (a cookie that could not be reassembled).
 	Diagnosis *keyring.CookieDiagnosis `json:"diagnosis,omitempty"`
 }
 
-// New returns the document for DecryptCookie's result and error (or any error met before, such
-// as a cookie that could not be reassembled: then Diagnosis is nil).
-func New(res *keyring.CookieResult, err error) Document {
-	if err != nil || res == nil {
-		d := Document{Error: "no result"}
-		if err != nil {
-			d.Error = err.Error()
-		}
-		var ce *keyring.CookieError
-		if errors.As(err, &ce) {
-			diag := ce.Diagnosis
-			d.Diagnosis = &diag
-		}
-		return d
+// NewFailure returns the failure document of err.
+func NewFailure(err error) Failure {
+	f := Failure{Error: "unknown error", Code: CodeDecryptFailed}
+	if err != nil {
+		f.Error = err.Error()
 	}
-	app := res.AppName
-	return Document{
-		Decrypted: true,
-		KeyID:     res.KeyID.String(),
-		KeyStatus: res.KeyStatus.String(),
-		AppName:   &app,
-		Purposes:  res.Purposes,
-		Ticket:    res.Ticket,
+	var ce *keyring.CookieError
+	if errors.As(err, &ce) {
+		diag := ce.Diagnosis
+		f.Diagnosis = &diag
 	}
+	return f
 }
 
-// Marshal returns [New]'s document as indented JSON (two spaces) with a final newline.
-func Marshal(res *keyring.CookieResult, err error) ([]byte, error) {
-	b, merr := json.MarshalIndent(New(res, err), "", "  ")
-	if merr != nil {
-		return nil, merr
+// MarshalFailure returns [NewFailure]'s document as JSON indented by two spaces, with a final
+// newline.
+func MarshalFailure(err error) ([]byte, error) {
+	return encode(NewFailure(err))
+}
+
+func encode(v any) ([]byte, error) {
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetIndent("", "  ")
+	if err := e.Encode(v); err != nil {
+		return nil, err
 	}
-	return append(b, '\n'), nil
+	return b.Bytes(), nil
 }

@@ -41,7 +41,7 @@ func TestSuccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := cookiejson.Marshal(res, nil)
+	b, err := cookiejson.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,6 @@ func TestSuccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"decrypted":  true,
 		"key_id":     k.ID.String(),
 		"key_status": "active",
 		"app_name":   "shop",
@@ -64,19 +63,8 @@ func TestSuccess(t *testing.T) {
 	if ticket["scheme"] != "Cookies" || !strings.Contains(string(b), "alice-secret-claim") {
 		t.Errorf("ticket not rendered: %s", b)
 	}
-	if !strings.HasSuffix(string(b), "}\n") || !strings.Contains(string(b), "\n  \"decrypted\": true") {
+	if !strings.HasSuffix(string(b), "}\n") || !strings.Contains(string(b), "\n  \"key_id\": ") {
 		t.Errorf("not indented with a final newline: %q", b)
-	}
-}
-
-func TestEmptyAppNameIsRendered(t *testing.T) {
-	r, _, cookie := mustRingAndCookie(t, "")
-	res, err := r.DecryptCookie(cookie, now, keyring.CookieOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cookiejson.New(res, nil); d.AppName == nil || *d.AppName != "" {
-		t.Fatalf("AppName = %v, want pointer to empty string", d.AppName)
 	}
 }
 
@@ -86,12 +74,12 @@ func TestFailure(t *testing.T) {
 	if err == nil {
 		t.Fatal("decrypted with the wrong app name")
 	}
-	b, merr := cookiejson.Marshal(nil, err)
+	b, merr := cookiejson.MarshalFailure(err)
 	if merr != nil {
 		t.Fatal(merr)
 	}
 	var got struct {
-		Decrypted bool   `json:"decrypted"`
+		Code      string `json:"code"`
 		Error     string `json:"error"`
 		Diagnosis *struct {
 			KeyID     string   `json:"key_id"`
@@ -104,7 +92,7 @@ func TestFailure(t *testing.T) {
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Decrypted || got.Diagnosis == nil || got.Diagnosis.KeyID != k.ID.String() || got.Diagnosis.KeyStatus != "active" ||
+	if got.Code != "decrypt_failed" || got.Diagnosis == nil || got.Diagnosis.KeyID != k.ID.String() || got.Diagnosis.KeyStatus != "active" ||
 		!got.Diagnosis.KeyInRing || got.Diagnosis.Hint == "" || got.Error == "" {
 		t.Fatalf("failure document = %s", b)
 	}
@@ -117,8 +105,8 @@ func TestFailure(t *testing.T) {
 		}
 	}
 	// An error that is not a CookieError renders without a diagnosis.
-	d := cookiejson.New(nil, errors.New("no cookie named x"))
-	if d.Decrypted || d.Diagnosis != nil || d.Error != "no cookie named x" {
+	d := cookiejson.NewFailure(errors.New("no cookie named x"))
+	if d.Code != "decrypt_failed" || d.Diagnosis != nil || d.Error != "no cookie named x" {
 		t.Errorf("plain error document = %+v", d)
 	}
 }
