@@ -45,8 +45,8 @@ var principals = map[string]httpapi.Principal{
 type clock struct{ ns atomic.Int64 }
 
 func newClock(t time.Time) *clock { c := &clock{}; c.set(t); return c }
-func (c *clock) now() time.Time  { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
+func (c *clock) now() time.Time   { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) set(t time.Time)  { c.ns.Store(t.UnixNano()) }
 
 // memStore is an in-memory store with the methods rotation and the cache use, and failure
 // injection.
@@ -248,7 +248,9 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	mustAppendKey(tb, e.store, "default", e.old)
 	mustAppendKey(tb, e.store, "default", e.cur)
 	mustAppendKey(tb, e.store, "other", mustKey(tb, t0, -1, 0, 90))
-	parse := func(elems [][]byte) (*keyring.Ring, error) { return keyring.ParseElements(elems, keyring.ParseOptions{}) }
+	parse := func(elems [][]byte) (*keyring.Ring, error) {
+		return keyring.ParseElements(elems, keyring.ParseOptions{})
+	}
 	c, err := ringcache.New(ringcache.Config{Store: e.store, Rings: []string{"default", "other"}, Parse: parse, Now: e.clock.now})
 	if err != nil {
 		tb.Fatal(err)
