@@ -92,14 +92,24 @@ func (c *cli) decryptCookie(_ context.Context, args []string) error {
 	now := c.now().UTC()
 	res, err := l.ring.DecryptCookie(value, now, keyring.CookieOptions{Scheme: *scheme, AppNames: appNames})
 	if err != nil {
+		if *asJSON {
+			// The failure document of the server's debug endpoint, with the diagnosis (never
+			// the cookie or plaintext); the error line still goes to stderr.
+			if doc, merr := cookiejson.MarshalFailure(err); merr == nil {
+				if _, werr := c.stdout.Write(doc); werr != nil {
+					return werr
+				}
+			}
+		}
 		return fmt.Errorf("%s: %w", name, explainCookie(err))
 	}
 	if *asJSON {
-		b, err := cookiejson.Marshal(res)
+		// The same document as the server's debug endpoint.
+		doc, err := cookiejson.Marshal(res)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		_, err = c.stdout.Write(b)
+		_, err = c.stdout.Write(doc)
 		return err
 	}
 	return writeCookieText(c.stdout, res, now)

@@ -240,6 +240,33 @@ func TestDecryptCookieFailures(t *testing.T) {
 	}
 }
 
+func TestDecryptCookieJSONFailure(t *testing.T) {
+	dir := goldenRing(t)
+	ring := mustLoadDir(t, dir)
+	value := mustEncryptCookie(t, ring, umbracoTicket(), "/var/www/site", keyring.UmbracoScheme)
+	r := runCLI(t, t0, "", "decrypt-cookie", "--keys", dir, "--umbraco", "--json", value)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "did not authenticate") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("exit code %d, stderr %q; want 1 and one line", r.code, r.stderr)
+	}
+	var doc struct {
+		Code      string `json:"code"`
+		Diagnosis struct {
+			KeyID     string     `json:"key_id"`
+			KeyInRing bool       `json:"key_in_ring"`
+			Chains    [][]string `json:"purpose_chains_tried"`
+		} `json:"diagnosis"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("stdout is not the JSON failure document: %v\n%s", err, r.stdout)
+	}
+	if doc.Code != "decrypt_failed" || doc.Diagnosis.KeyID != idCurrent || !doc.Diagnosis.KeyInRing || len(doc.Diagnosis.Chains) != 1 {
+		t.Errorf("failure document %+v", doc)
+	}
+	if strings.Contains(r.stdout, "admin@example.com") || strings.Contains(r.stdout, value[:40]) {
+		t.Error("the failure document holds claims or the cookie")
+	}
+}
+
 // TestEndToEnd is the newcomer's path: keys new into an empty directory, keys list sees the key
 // active, a payload and a cookie protected by the keyring API with that ring decrypt through the
 // CLI.

@@ -122,7 +122,7 @@ Flags:
   --cookie-header HEADER
         a Cookie request header holding the cookie (and its chunks)
   --json
-        print one JSON object
+        print one JSON object (on failure too: then it holds the diagnosis)
 `
 
 const versionUsage = `Usage:

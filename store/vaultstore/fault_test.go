@@ -61,7 +61,7 @@ func TestFaults(t *testing.T) {
 		{"429", status(429, `{"errors":["rate limited"]}`), 0, store.ErrUnavailable, 1, []string{"429"}},
 		{"timeout", hang, 0, store.ErrUnavailable, 1, []string{"127.0.0.1"}},
 		{"403", status(403, `{"errors":["permission denied"]}`), 0, store.ErrPermission, 1,
-			[]string{"secret/data/pfx/rings/r/version", `"read"`}},
+			[]string{"secret/metadata/pfx/rings/r/elements", `"list"`}},
 		{"not json", status(502, `<html>bad gateway</html>`), 0, store.ErrUnavailable, 1, []string{"502"}},
 	}
 	for _, tc := range tests {
