@@ -2,7 +2,7 @@ package storetest
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
+	"crypto/sha512"
 	"fmt"
 	"testing"
 	"time"
@@ -11,24 +11,13 @@ import (
 	"github.com/dpkeyring/dpkeyring/store"
 )
 
-// keyTemplate is a key element shaped like the ones XmlKeyManager writes with the default
-// AuthenticatedEncryptorConfiguration and no key encryptor. The master key is test data derived
-// from the id, never a real secret.
-const keyTemplate = `<key id="%s" version="1">` +
-	`<creationDate>%s</creationDate><activationDate>%s</activationDate><expirationDate>%s</expirationDate>` +
-	`<descriptor deserializerType="Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.AuthenticatedEncryptorDescriptorDeserializer, Microsoft.AspNetCore.DataProtection, Version=8.0.0.0, Culture=neutral, PublicKeyToken=adb9793829ddae60">` +
-	`<descriptor><encryption algorithm="AES_256_CBC" /><validation algorithm="HMACSHA256" />` +
-	`<masterKey p4:requiresEncryption="true" xmlns:p4="http://schemas.asp.net/2015/03/dataProtection">` +
-	`<!-- Warning: the key below is in an unencrypted form. --><value>%s</value></masterKey>` +
-	`</descriptor></descriptor></key>`
-
 // testEpoch is the creation date of the generated keys, so that generated elements are
 // deterministic functions of their id.
 var testEpoch = time.Date(2026, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
 
-// KeyElement returns a key element with the given id in compact form, named "key-{id}" as
-// XmlKeyManager names it. The element is a deterministic function of id. Its master key is
-// derived from the id: test data only.
+// KeyElement returns a key element with the given id, as keyring.MarshalKey writes it (compact
+// form), named "key-{id}" as XmlKeyManager names it. The element is a deterministic function of
+// id: its master key is derived from the id (test data only, never a real secret).
 func KeyElement(tb testing.TB, id keyring.KeyID) store.Element {
 	tb.Helper()
 	e, err := keyElement(id)
@@ -39,22 +28,36 @@ func KeyElement(tb testing.TB, id keyring.KeyID) store.Element {
 }
 
 func keyElement(id keyring.KeyID) (store.Element, error) {
-	secret := sha256.Sum256([]byte("storetest master key " + id.String()))
-	raw := fmt.Sprintf(keyTemplate, id,
-		keyring.FormatXMLDate(testEpoch), keyring.FormatXMLDate(testEpoch),
-		keyring.FormatXMLDate(testEpoch.AddDate(0, 0, 90)),
-		base64.StdEncoding.EncodeToString(append(secret[:], secret[:]...)))
-	return newElement(raw)
+	secret := sha512.Sum512([]byte("storetest master key " + id.String()))
+	x, err := keyring.MarshalKey(keyring.Key{
+		ID:         id,
+		Created:    testEpoch,
+		Activation: testEpoch,
+		Expiration: testEpoch.AddDate(0, 0, 90),
+		Descriptor: &keyring.Descriptor{
+			Encryption: keyring.AES256CBC,
+			Validation: keyring.HMACSHA256,
+			MasterKey:  keyring.NewSecret(secret[:]),
+		},
+	})
+	if err != nil {
+		return store.Element{}, fmt.Errorf("storetest: marshaling a key: %w", err)
+	}
+	return newElement(x)
 }
 
-// RandomKeyElement returns [KeyElement] for a fresh random key id.
+// RandomKeyElement returns a new key from keyring.NewKey (random id, random master key).
 func RandomKeyElement(tb testing.TB) store.Element {
 	tb.Helper()
-	id, err := keyring.NewKeyID()
+	k, err := keyring.NewKey(testEpoch, testEpoch, testEpoch.AddDate(0, 0, 90))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return KeyElement(tb, id)
+	e, err := newElement(k.XML)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
 }
 
 // DerivedKeyElement returns [KeyElement] for an id derived from label, so that separate
@@ -81,8 +84,10 @@ func derivedKeyElement(label string) (store.Element, error) {
 // "revocation-{id}".
 func RevocationElement(tb testing.TB, id keyring.KeyID) store.Element {
 	tb.Helper()
-	raw := fmt.Sprintf(`<revocation version="1"><revocationDate>%s</revocationDate><key id="%s" /><reason>storetest</reason></revocation>`,
-		keyring.FormatXMLDate(testEpoch.AddDate(0, 0, 1)), id)
+	raw, err := keyring.MarshalRevocation(keyring.Revocation{Date: testEpoch.AddDate(0, 0, 1), KeyID: id, Reason: "storetest"})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	e, err := newElement(raw)
 	if err != nil {
 		tb.Fatal(err)
@@ -91,8 +96,8 @@ func RevocationElement(tb testing.TB, id keyring.KeyID) store.Element {
 }
 
 // newElement compacts raw and names it with keyring.ElementName.
-func newElement(raw string) (store.Element, error) {
-	compact, err := keyring.CompactXML([]byte(raw))
+func newElement(raw []byte) (store.Element, error) {
+	compact, err := keyring.CompactXML(raw)
 	if err != nil {
 		return store.Element{}, fmt.Errorf("storetest: compacting a generated element: %w", err)
 	}
