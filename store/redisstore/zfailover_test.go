@@ -263,4 +263,3 @@ func restart(t *testing.T, dir, addr string) {
 		t.Fatal(err)
 	}
 }
-
