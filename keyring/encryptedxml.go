@@ -296,6 +296,7 @@ func matchCertificate(der []byte, certs []CertificateKey) (CertificateKey, bool)
 // unwrapSessionKey decrypts the AES session key. PKCS #1 v1.5 uses the implicit-rejection
 // option (a padding error yields random bytes, so it fails later, in constant time).
 func unwrapSessionKey(priv crypto.Decrypter, wrapped []byte, oaep bool, keyLen int) ([]byte, error) {
+	//lint:ignore SA1019 .NET's EncryptedXml writes rsa-1_5 key transport; reading existing key rings needs it.
 	var opts crypto.DecrypterOpts = &rsa.PKCS1v15DecryptOptions{SessionKeyLen: keyLen}
 	if oaep {
 		opts = &rsa.OAEPOptions{Hash: crypto.SHA1}

@@ -178,3 +178,32 @@ func TestNewKey(t *testing.T) {
 		t.Errorf("ElementName = %q, %v", name, err)
 	}
 }
+
+func TestParseXMLDateForms(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Time
+	}{
+		{"2015-03-01T19:13:19.7573854-08:00", time.Date(2015, 3, 2, 3, 13, 19, 757385400, time.UTC)},
+		{" 2024-01-01T00:00:00Z\n", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"2024-01-01T00:00:00.5+01:30", time.Date(2023, 12, 31, 22, 30, 0, 500000000, time.UTC)},
+		{"9999-12-31T23:59:59.9999999Z", time.Date(9999, 12, 31, 23, 59, 59, 999999900, time.UTC)},
+		{"2024-01-01T00:00:00.123456749Z", time.Date(2024, 1, 1, 0, 0, 0, 123456700, time.UTC)},
+		{"2024-01-01T00:00:00.12345675Z", time.Date(2024, 1, 1, 0, 0, 0, 123456800, time.UTC)},
+		{"2024-01-01T00:00:00", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)},
+	}
+	for _, tc := range tests {
+		got, err := ParseXMLDate(tc.in)
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("ParseXMLDate(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, in := range []string{"", "2024-01-01", "2024-01-01T00:00:00.Z", "01/02/2024 10:00:00", "2024-13-01T00:00:00Z", "2024-01-01T00:00:00+25:00"} {
+		if _, err := ParseXMLDate(in); err == nil {
+			t.Errorf("ParseXMLDate(%q) succeeded", in)
+		}
+	}
+	if got := FormatXMLDate(time.Date(2015, 3, 2, 3, 13, 19, 757385499, time.FixedZone("x", 3600))); got != "2015-03-02T02:13:19.7573854Z" {
+		t.Errorf("FormatXMLDate = %q", got)
+	}
+}

@@ -12,7 +12,7 @@ import (
 // onto the child, so each element stands alone. It returns an error wrapping [ErrMalformedXML]
 // if doc is not well-formed.
 func SplitRepository(doc []byte) ([][]byte, error) {
-	root, err := parseNode(doc)
+	root, err := parseNodeMax(doc, maxRepositoryBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedXML, err)
 	}
@@ -25,21 +25,24 @@ func SplitRepository(doc []byte) ([][]byte, error) {
 }
 
 // withRootNamespaces copies onto c the root's namespace declarations for prefixes c's subtree
-// uses but does not declare itself.
+// uses but c does not declare itself. (A declaration a descendant shadows is harmless.)
 func withRootNamespaces(c, root *node) *node {
+	used := map[string]bool{}
+	collectPrefixes(c, used)
 	var extra []xml.Attr
 	for _, d := range root.attrs {
-		prefix, isDecl := "", false
+		var prefix string
 		switch {
 		case d.Name.Space == "xmlns":
-			prefix, isDecl = d.Name.Local, true
+			prefix = d.Name.Local
 		case d.Name.Space == "" && d.Name.Local == "xmlns":
-			isDecl = true
-		}
-		if !isDecl || declares(c, prefix) || !usesPrefix(c, prefix) {
+			prefix = ""
+		default:
 			continue
 		}
-		extra = append(extra, d)
+		if used[prefix] && !declares(c, prefix) {
+			extra = append(extra, d)
+		}
 	}
 	if len(extra) == 0 {
 		return c
@@ -61,28 +64,21 @@ func declares(n *node, prefix string) bool {
 	return false
 }
 
-// usesPrefix reports whether an element or attribute name in n's subtree has the prefix (for ""
-// the default namespace: any unprefixed element), stopping where a descendant redeclares it.
-func usesPrefix(n *node, prefix string) bool {
+// collectPrefixes records the prefixes of the element and attribute names in n's subtree ("" for
+// unprefixed elements, which use the default namespace).
+func collectPrefixes(n *node, used map[string]bool) {
 	if n.kind != elementNode {
-		return false
+		return
 	}
-	if n.name.Space == prefix {
-		return true
-	}
-	if prefix != "" {
-		for _, a := range n.attrs {
-			if a.Name.Space == prefix {
-				return true
-			}
+	used[n.name.Space] = true
+	for _, a := range n.attrs {
+		if a.Name.Space != "" && a.Name.Space != "xmlns" {
+			used[a.Name.Space] = true
 		}
 	}
 	for _, c := range n.children {
-		if c.kind == elementNode && !declares(c, prefix) && usesPrefix(c, prefix) {
-			return true
-		}
+		collectPrefixes(c, used)
 	}
-	return false
 }
 
 // ParseRepository reads a repository document ([SplitRepository]) into a ring ([ParseElements]).

@@ -10,11 +10,12 @@ import (
 	"unicode/utf8"
 )
 
-// maxElementBytes bounds one element's size and maxDepth its nesting, so hostile input cannot
-// exhaust memory or stack.
+// maxElementBytes bounds one element's size, maxRepositoryBytes a whole repository document
+// and maxDepth the nesting, so hostile input cannot exhaust memory or stack.
 const (
-	maxElementBytes = 1 << 20
-	maxDepth        = 64
+	maxElementBytes    = 1 << 20
+	maxRepositoryBytes = 64 << 20
+	maxDepth           = 64
 )
 
 // node is a minimal XML tree that keeps what XElement keeps and writes it back the way .NET's
@@ -48,8 +49,13 @@ const (
 // white space around it. It rejects DTDs, processing instructions other than the declaration,
 // undeclared prefixes and duplicate attributes, as .NET's XmlReader does.
 func parseNode(data []byte) (*node, error) {
-	if len(data) > maxElementBytes {
-		return nil, fmt.Errorf("xml: element is larger than %d bytes", maxElementBytes)
+	return parseNodeMax(data, maxElementBytes)
+}
+
+// parseNodeMax is parseNode with a size limit of maxBytes.
+func parseNodeMax(data []byte, maxBytes int) (*node, error) {
+	if len(data) > maxBytes {
+		return nil, fmt.Errorf("xml: document is larger than %d bytes", maxBytes)
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	d := xml.NewDecoder(bytes.NewReader(data))
@@ -89,12 +95,12 @@ func parseNode(data []byte) (*node, error) {
 			}
 			n := &node{kind: elementNode, name: t.Name, attrs: append([]xml.Attr(nil), t.Attr...)}
 			scope := map[string]string{}
-			for i, a := range n.attrs {
-				for _, b := range n.attrs[:i] {
-					if a.Name == b.Name {
-						return nil, fmt.Errorf("xml: duplicate attribute %s", qname(a.Name))
-					}
+			seen := make(map[xml.Name]bool, len(n.attrs))
+			for _, a := range n.attrs {
+				if seen[a.Name] {
+					return nil, fmt.Errorf("xml: duplicate attribute %s", qname(a.Name))
 				}
+				seen[a.Name] = true
 				switch {
 				case a.Name.Space == "" && a.Name.Local == "xmlns":
 					scope[""] = a.Value
@@ -284,13 +290,6 @@ func (n *node) clone() *node {
 // compact writes the element as XElement.ToString(SaveOptions.DisableFormatting) does.
 func (n *node) compact() []byte {
 	w := xmlWriter{}
-	w.element(n)
-	return w.b.Bytes()
-}
-
-// indented writes the element as XElement.ToString() does (two-space indentation).
-func (n *node) indented() []byte {
-	w := xmlWriter{indent: true}
 	w.element(n)
 	return w.b.Bytes()
 }

@@ -100,6 +100,8 @@ func (c *cli) run(ctx context.Context, args []string) (err error) {
 		return c.unprotect(ctx, rest)
 	case "decrypt-cookie":
 		return c.decryptCookie(ctx, rest)
+	case "token":
+		return c.token(ctx, rest)
 	}
 	return usageErrorf("", "unknown command %q", cmd)
 }
@@ -107,6 +109,10 @@ func (c *cli) run(ctx context.Context, args []string) (err error) {
 // commandUsage maps "dpkeyring help X" topics to their usage text.
 var commandUsage = map[string]string{
 	"keys":           keysUsage,
+	"token":          tokenUsage,
+	"token create":   tokenCreateUsage,
+	"token list":     tokenListUsage,
+	"token revoke":   tokenRevokeUsage,
 	"keys list":      keysListUsage,
 	"keys new":       keysNewUsage,
 	"unprotect":      unprotectUsage,

@@ -12,6 +12,7 @@ Commands:
   keys new         write a new key file into a key directory
   unprotect        decrypt a Data Protection payload (IDataProtector.Unprotect)
   decrypt-cookie   decrypt an ASP.NET Core authentication cookie and show its ticket
+  token            create, list and revoke the server's API tokens
   version          print the version
   help [command]   show this text, or a command's usage
 
@@ -121,7 +122,7 @@ Flags:
   --cookie-header HEADER
         a Cookie request header holding the cookie (and its chunks)
   --json
-        print one JSON object
+        print one JSON object (on failure too: then it holds the diagnosis)
 `
 
 const versionUsage = `Usage:

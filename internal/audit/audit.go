@@ -35,7 +35,7 @@ const (
 // Results.
 const (
 	ResultCreated = "created"  // rotate: a key was created
-	ResultNotDue  = "not_due"  // rotate: no key was due
+	ResultNotDue  = "not due"  // rotate: no key was due
 	ResultOK      = "ok"       // any other success
 	ResultDenied  = "denied"   // authenticated but not allowed
 	ResultFailed  = "failed"   // the operation failed (Error says why)

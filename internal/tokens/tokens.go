@@ -424,3 +424,6 @@ func (s *Set) Tokens() []Token {
 	defer s.mu.Unlock()
 	return slices.Clone(s.tokens)
 }
+
+// Path returns the tokens file of a server data folder: DATA/tokens.json.
+func Path(dataDir string) string { return filepath.Join(dataDir, "tokens.json") }

@@ -13,9 +13,15 @@
 // Element secrets are written with cas=0 (create only), so Vault itself refuses to overwrite a
 // key. Append first bumps the counter with check-and-set, then writes the element with the new
 // counter value as its sequence number; List sorts by it, so elements come back in append
-// order. The ring version is counter + number of element secrets: a crash between the two
-// writes, or an element written by someone else, still changes it, and since neither part
-// ever shrinks it never goes back.
+// order. The ring version is the highest sequence number listed plus the number of element
+// secrets: it is computed from the listed elements alone (so a List is consistent without
+// reading the counter), it changes whenever an element appears (also one written by someone
+// else, without a sequence number), and it never goes back, since elements are never deleted.
+// A crash between the counter bump and the element write leaves an unused sequence number and
+// no element: nothing changed, and neither did the version.
+//
+// Element contents are cached per Store: an element never changes once written (Rewrap changes
+// only its ciphertext), so after the first List a List costs one LIST request.
 //
 // The lease is replaced with check-and-set on its KV version, so two writers can never both take
 // it. Its token (the fence) grows by one with every new lease and is never reset. Vault has no

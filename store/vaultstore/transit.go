@@ -147,11 +147,11 @@ func (s *Store) Rewrap(ctx context.Context, ring string) (int, error) {
 	if err := store.ValidRingName(ring); err != nil {
 		return 0, err
 	}
-	_, names, ok, err := s.head(ctx, ring)
+	names, err := s.elementNames(ctx, ring)
 	if err != nil {
 		return 0, err
 	}
-	if len(names) == 0 && !ok {
+	if len(names) == 0 {
 		return 0, fmt.Errorf("%w: ring %q", store.ErrNotFound, ring)
 	}
 	type item struct {

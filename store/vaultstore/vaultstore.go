@@ -36,6 +36,12 @@ type Store struct {
 	client *api.Client
 	http   *http.Client
 	auth   *renewer
+
+	// cache holds element contents by ring and secret name. Elements are immutable (written
+	// with cas=0, never deleted; Rewrap changes only the ciphertext), so List reads each element
+	// secret once per Store and afterwards only the counter and the listing.
+	mu    sync.Mutex
+	cache map[string]map[string]*stored
 }
 
 // Open connects to Vault, logs in and, for a renewable token, starts renewing it in the
@@ -61,7 +67,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		MinRetryWait: 200 * time.Millisecond,
 		MaxRetryWait: 1500 * time.Millisecond,
 		MaxRetries:   cfg.Retries,
-		Backoff:      retryablehttp.RateLimitLinearJitterBackoff,
+		Backoff:      retryablehttp.DefaultBackoff,
 	}
 	if cfg.CAFile != "" {
 		if err := vc.ConfigureTLS(&api.TLSConfig{CACert: cfg.CAFile}); err != nil {
@@ -78,7 +84,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Namespace != "" {
 		client.SetNamespace(cfg.Namespace)
 	}
-	s := &Store{cfg: cfg, client: client, http: hc}
+	s := &Store{cfg: cfg, client: client, http: hc, cache: map[string]map[string]*stored{}}
 	s.auth = &renewer{s: s, stop: make(chan struct{}), done: make(chan struct{})}
 	watch, err := s.login(ctx)
 	if err != nil {
@@ -116,48 +122,19 @@ func (s *Store) Err() error { return s.auth.err() }
 // Client returns the underlying vault/api client, for diagnostics and tests.
 func (s *Store) Client() *api.Client { return s.client }
 
-// head returns the ring's append counter and element names, read so that they belong together:
-// the counter is read before and after listing and the listing is retried if it moved. Because
-// the counter only grows and elements are never deleted, counter+len(names) is a version that
-// changes on every write and never repeats for different contents. ok is false if the counter
-// secret does not exist.
-func (s *Store) head(ctx context.Context, ring string) (counter uint64, names []string, ok bool, err error) {
-	for attempt := 0; attempt < 20; attempt++ {
-		c1, ok1, err := s.readCounter(ctx, ring)
-		if err != nil {
-			return 0, nil, false, err
-		}
-		raw, err := s.list(ctx, s.elementsPath(ring))
-		if err != nil {
-			return 0, nil, false, err
-		}
-		c2, ok2, err := s.readCounter(ctx, ring)
-		if err != nil {
-			return 0, nil, false, err
-		}
-		if c1 == c2 && ok1 == ok2 {
-			names = raw[:0]
-			for _, n := range raw {
-				if !strings.HasSuffix(n, "/") {
-					names = append(names, n)
-				}
-			}
-			return c2, names, ok2, nil
-		}
-		if err := sleepJitter(ctx, attempt); err != nil {
-			return 0, nil, false, err
+// elementNames lists the secrets under the ring's elements folder.
+func (s *Store) elementNames(ctx context.Context, ring string) ([]string, error) {
+	raw, err := s.list(ctx, s.elementsPath(ring))
+	if err != nil {
+		return nil, err
+	}
+	names := raw[:0]
+	for _, n := range raw {
+		if !strings.HasSuffix(n, "/") {
+			names = append(names, n)
 		}
 	}
-	return 0, nil, false, fmt.Errorf("%w: ring %q: %w", store.ErrUnavailable, ring, errBusy)
-}
-
-func (s *Store) readCounter(ctx context.Context, ring string) (uint64, bool, error) {
-	e, err := s.read(ctx, s.counterPath(ring))
-	if err != nil || e == nil {
-		return 0, false, err
-	}
-	n, _ := toUint(e.data["seq"])
-	return n, true, nil
+	return names, nil
 }
 
 // reserve bumps the ring's append counter (check-and-set loop) and returns the new value, the
@@ -201,6 +178,7 @@ func sleepJitter(ctx context.Context, attempt int) error {
 }
 
 type stored struct {
+	key     string // the secret's name under elements/ (set once read completely)
 	name    string
 	seq     uint64 // 0: no sequence number (written by something else)
 	created time.Time
@@ -210,24 +188,47 @@ type stored struct {
 
 // List returns every element of the ring in append order, with the ring's version. Elements
 // written by dpkeyring carry a sequence number; secrets written into the elements folder by
-// something else (with an "xml" field) follow, oldest first. A ring with no elements whose
-// counter was never written returns an error wrapping store.ErrNotFound.
+// something else (with an "xml" field) follow, oldest first. A ring with no elements returns an
+// error wrapping store.ErrNotFound.
+//
+// The version is the highest sequence number listed plus the number of element secrets. Both
+// are functions of the listed set, which only grows, so the version changes with every element
+// added (by dpkeyring or anyone else), never goes back, and two Lists that see the same
+// elements agree on it, without any read of a shared counter.
 func (s *Store) List(ctx context.Context, ring string) (store.Snapshot, error) {
 	if err := store.ValidRingName(ring); err != nil {
 		return store.Snapshot{}, err
 	}
-	counter, names, ok, err := s.head(ctx, ring)
+	snap, err := s.snapshot(ctx, ring)
 	if err != nil {
 		return store.Snapshot{}, err
 	}
-	if len(names) == 0 && !ok {
-		return store.Snapshot{}, fmt.Errorf("%w: ring %q (nothing at %s)", store.ErrNotFound, ring, s.ringPath(ring))
+	if snap.Version == 0 {
+		return store.Snapshot{}, fmt.Errorf("%w: ring %q (no elements at %s)", store.ErrNotFound, ring, s.metaPath(s.elementsPath(ring)))
+	}
+	return snap, nil
+}
+
+// snapshot lists and reads the ring; Version 0 means no element secrets.
+func (s *Store) snapshot(ctx context.Context, ring string) (store.Snapshot, error) {
+	names, err := s.elementNames(ctx, ring)
+	if err != nil {
+		return store.Snapshot{}, err
 	}
 	items := make([]*stored, len(names))
 	errs := make([]error, len(names))
 	sem := make(chan struct{}, s.cfg.Concurrency)
 	var wg sync.WaitGroup
+	s.mu.Lock()
+	cached := s.cache[ring]
 	for i, n := range names {
+		items[i] = cached[n]
+	}
+	s.mu.Unlock()
+	for i, n := range names {
+		if items[i] != nil {
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -239,10 +240,28 @@ func (s *Store) List(ctx context.Context, ring string) (store.Snapshot, error) {
 	if err := errors.Join(errs...); err != nil {
 		return store.Snapshot{}, err
 	}
-	items = slices.DeleteFunc(items, func(it *stored) bool { return it == nil })
-	if err := s.decryptAll(ctx, items); err != nil {
+	var fresh []*stored
+	for i, it := range items {
+		if it != nil && it.key == "" {
+			it.key = names[i]
+			fresh = append(fresh, it)
+		}
+	}
+	if err := s.decryptAll(ctx, fresh); err != nil {
 		return store.Snapshot{}, err
 	}
+	if len(fresh) > 0 {
+		s.mu.Lock()
+		if s.cache[ring] == nil {
+			s.cache[ring] = map[string]*stored{}
+		}
+		for _, it := range fresh {
+			it.cipher = ""
+			s.cache[ring][it.key] = it
+		}
+		s.mu.Unlock()
+	}
+	items = slices.DeleteFunc(items, func(it *stored) bool { return it == nil })
 	slices.SortFunc(items, func(a, b *stored) int {
 		switch {
 		case a.seq != 0 && b.seq != 0:
@@ -257,10 +276,13 @@ func (s *Store) List(ctx context.Context, ring string) (store.Snapshot, error) {
 		}
 		return strings.Compare(a.name, b.name)
 	})
-	snap := store.Snapshot{Version: counter + uint64(len(names)), Elements: make([]store.Element, len(items))}
+	var maxSeq uint64
+	snap := store.Snapshot{Elements: make([]store.Element, len(items))}
 	for i, it := range items {
-		snap.Elements[i] = store.Element{Name: it.name, XML: it.xml}
+		maxSeq = max(maxSeq, it.seq)
+		snap.Elements[i] = store.Element{Name: it.name, XML: bytes.Clone(it.xml)}
 	}
+	snap.Version = maxSeq + uint64(len(names))
 	return snap, nil
 }
 
@@ -380,11 +402,8 @@ func (s *Store) sameAsExisting(ctx context.Context, ring, name string, compact [
 }
 
 func (s *Store) version(ctx context.Context, ring string) (uint64, error) {
-	counter, names, _, err := s.head(ctx, ring)
-	if err != nil {
-		return 0, err
-	}
-	return counter + uint64(len(names)), nil
+	snap, err := s.snapshot(ctx, ring)
+	return snap.Version, err
 }
 
 // encodeElement returns the element secret's data: the compact XML in the clear, or with Transit
