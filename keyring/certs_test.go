@@ -1,15 +1,19 @@
 package keyring_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -169,5 +173,50 @@ func TestParseCertificatesErrors(t *testing.T) {
 				t.Errorf("error %q contains the password", err)
 			}
 		})
+	}
+}
+
+// TestCommittedCertificateVector opens ../testdata/keyxml/cert-protected.xml with each form of
+// the committed test-only certificate (../testdata/certs/README.md).
+func TestCommittedCertificateVector(t *testing.T) {
+	read := func(name string) []byte {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "certs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	password := bytes.TrimSpace(read("test-only.password"))
+	wantKey, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(read("cert-protected.masterkey.b64"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	element := mustReadKeyXML(t, "cert-protected.xml")
+	for _, name := range []string{"test-only.pfx", "test-only-legacy.pfx", "test-only.pem"} {
+		t.Run(name, func(t *testing.T) {
+			certs, err := keyring.ParseCertificates(read(name), password)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, err := keyring.ParseKey(element, keyring.ParseOptions{Certificates: certs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.DescriptorErr != nil || k.Protection != keyring.ProtectionCertificate {
+				t.Fatalf("DescriptorErr = %v, Protection = %v", k.DescriptorErr, k.Protection)
+			}
+			if k.ID.String() != "2e5ace63-8fc8-4c97-9d0b-cb0860ee515d" || !bytes.Equal(k.Descriptor.MasterKey.Bytes(), wantKey) {
+				t.Errorf("key %s: master key differs", k.ID)
+			}
+		})
+	}
+	certOnly, err := keyring.ParseCertificates(read("test-only.crt"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := keyring.ParseKey(element, keyring.ParseOptions{Certificates: certOnly})
+	if err != nil || !errors.Is(k.DescriptorErr, keyring.ErrUnsupportedProtection) {
+		t.Errorf("certificate without key: %v, DescriptorErr = %v", err, k.DescriptorErr)
 	}
 }

@@ -92,7 +92,7 @@ func ParseKey(element []byte, opts ParseOptions) (Key, error) {
 
 func parseKeyNode(n *node, opts ParseOptions) (Key, error) {
 	if !n.is("key", "") {
-		return Key{}, fmt.Errorf("%w: element <%s> is not <key>", ErrMalformedKey, qname(n.name))
+		return Key{}, fmt.Errorf("%w: element <%s> is not <key>", ErrMalformedKey, elementLabel(n))
 	}
 	var k Key
 	idText, ok := n.attr("id")
@@ -378,7 +378,7 @@ func ParseRevocation(element []byte) (Revocation, error) {
 
 func parseRevocationNode(n *node) (Revocation, error) {
 	if !n.is("revocation", "") {
-		return Revocation{}, fmt.Errorf("%w: element <%s> is not <revocation>", ErrMalformedRevocation, qname(n.name))
+		return Revocation{}, fmt.Errorf("%w: element <%s> is not <revocation>", ErrMalformedRevocation, elementLabel(n))
 	}
 	var r Revocation
 	k := n.element("key")
