@@ -378,7 +378,6 @@ func TestServeBadConfig(t *testing.T) {
 	}
 }
 
-
 func TestServeConfigFileRings(t *testing.T) {
 	dir := t.TempDir()
 	shopStore := filepath.Join(dir, "shop-store")
