@@ -422,7 +422,11 @@ func testLockExpiry(t *testing.T, h Harness) {
 	ttl := h.leaseTTL()
 	a := mustLock(t, s, "r", "alice", ttl)
 	_, err := s.Lock(ctx, "r", "bob", ttl)
-	wantErr(t, "Lock before expiry", err, store.ErrLocked)
+	// Only a call that returned before the lease expired must have been refused (a slow,
+	// loaded machine may take longer than the short TTL).
+	if time.Now().Before(a.Expires) {
+		wantErr(t, "Lock before expiry", err, store.ErrLocked)
+	}
 
 	time.Sleep(time.Until(a.Expires) + ttl/2 + 20*time.Millisecond)
 	b := mustLock(t, s, "r", "bob", time.Minute)
@@ -758,7 +762,7 @@ func holdOnce(ctx context.Context, s Store, ring, owner string, hold time.Durati
 			continue
 		}
 		if err != nil {
-			return holdRecord{}, fmt.Errorf("Lock: %w", err)
+			return holdRecord{}, fmt.Errorf("locking: %w", err)
 		}
 		rec := holdRecord{Owner: owner, Token: uint64(l.Token), Start: time.Now().UnixNano()}
 		if inside != nil {
@@ -769,7 +773,7 @@ func holdOnce(ctx context.Context, s Store, ring, owner string, hold time.Durati
 		time.Sleep(hold)
 		rec.End = time.Now().UnixNano()
 		if err := s.Unlock(ctx, l); err != nil {
-			return rec, fmt.Errorf("Unlock: %w", err)
+			return rec, fmt.Errorf("unlocking: %w", err)
 		}
 		return rec, nil
 	}
