@@ -102,6 +102,10 @@ func (c *cli) run(ctx context.Context, args []string) (err error) {
 		return c.decryptCookie(ctx, rest)
 	case "token":
 		return c.token(ctx, rest)
+	case "serve":
+		return c.serve(ctx, rest)
+	case "rotate":
+		return c.rotate(ctx, rest)
 	}
 	return usageErrorf("", "unknown command %q", cmd)
 }
@@ -110,6 +114,8 @@ func (c *cli) run(ctx context.Context, args []string) (err error) {
 var commandUsage = map[string]string{
 	"keys":           keysUsage,
 	"token":          tokenUsage,
+	"serve":          serveUsage,
+	"rotate":         rotateUsage,
 	"token create":   tokenCreateUsage,
 	"token list":     tokenListUsage,
 	"token revoke":   tokenRevokeUsage,

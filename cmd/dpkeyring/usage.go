@@ -12,6 +12,8 @@ Commands:
   keys new         write a new key file into a key directory
   unprotect        decrypt a Data Protection payload (IDataProtector.Unprotect)
   decrypt-cookie   decrypt an ASP.NET Core authentication cookie and show its ticket
+  serve            run the key-ring server (HTTP API, rotation, tokens)
+  rotate           apply a ring's rotation policy once (cron), through a server or a store
   token            create, list and revoke the server's API tokens
   version          print the version
   help [command]   show this text, or a command's usage

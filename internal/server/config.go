@@ -228,7 +228,7 @@ func (c Config) Validate() error {
 		if !isLoopback(host) {
 			return bad("debug addr %q is not a loopback address: the debug endpoint is only served on 127.0.0.1, ::1 or localhost", c.DebugAddr)
 		}
-		if c.DebugAddr == c.Addr {
+		if _, port, _ := net.SplitHostPort(c.DebugAddr); c.DebugAddr == c.Addr && port != "0" {
 			return bad("debug addr must differ from addr")
 		}
 	}

@@ -36,7 +36,7 @@ func TestLoadDefaults(t *testing.T) {
 	want := Config{
 		Addr: "127.0.0.1:8080", Data: "./data", Store: "file:./data",
 		KeyLifetime: Duration(90 * 24 * time.Hour), LeadTime: Duration(48 * time.Hour),
-		Rings: []RingConfig{{Name: "default", Store: "file:./data", KeyLifetime: Duration(90 * 24 * time.Hour), LeadTime: Duration(48 * time.Hour)}},
+		Rings:     []RingConfig{{Name: "default", Store: "file:./data", KeyLifetime: Duration(90 * 24 * time.Hour), LeadTime: Duration(48 * time.Hour)}},
 		DebugAddr: "127.0.0.1:8081", AuditLog: "data/audit.log", TokensFile: "data/tokens.json",
 		ShutdownTimeout: Duration(15 * time.Second),
 	}

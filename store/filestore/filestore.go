@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dpkeyring/dpkeyring/keyring"
@@ -97,6 +99,42 @@ func ParseURL(u *url.URL, getenv func(string) string) (Config, error) {
 // processes on the same directory.
 type Store struct {
 	root string
+
+	mu    sync.Mutex
+	cache map[string]map[string]cachedFile // ring -> file name -> parsed element file
+}
+
+// cachedFile is an element file List has read and compacted, with what identifies that version
+// of the file: element files are never rewritten in place, and a replaced file has a new inode
+// and change time.
+type cachedFile struct {
+	id      fileID
+	element store.Element
+}
+
+type fileID struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64 // nanoseconds
+}
+
+// statID returns the identity of the regular file de; ok is false for anything else.
+func statID(de fs.DirEntry) (fileID, bool) {
+	if !de.Type().IsRegular() {
+		return fileID{}, false
+	}
+	fi, err := de.Info()
+	if err != nil {
+		return fileID{}, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{
+		dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size,
+		mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(),
+	}, true
 }
 
 // Open opens the file store rooted at cfg.Dir, creating the directory (0700) if it does not
@@ -120,7 +158,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if _, err := os.ReadDir(root); err != nil {
 		return nil, pathError("reading the store directory", root, "read", err)
 	}
-	return &Store{root: root}, nil
+	return &Store{root: root, cache: map[string]map[string]cachedFile{}}, nil
 }
 
 // Dir returns the root directory of the store.
@@ -174,9 +212,19 @@ func (s *Store) List(ctx context.Context, ring string) (store.Snapshot, error) {
 		file string
 	}
 	var els []named
+	s.mu.Lock()
+	cached := s.cache[ring]
+	s.mu.Unlock()
+	seen := make(map[string]cachedFile, len(entries))
 	for _, de := range entries {
 		file := de.Name()
 		if !strings.HasSuffix(file, xmlSuffix) {
+			continue
+		}
+		id, cacheable := statID(de)
+		if c, ok := cached[file]; ok && cacheable && c.id == id {
+			seen[file] = c
+			els = append(els, named{c.element, file})
 			continue
 		}
 		path := filepath.Join(dir, file)
@@ -191,8 +239,15 @@ func (s *Store) List(ctx context.Context, ring string) (store.Snapshot, error) {
 		if err != nil {
 			return store.Snapshot{}, fmt.Errorf("%w: %s: %w", ErrUnreadableFile, path, err)
 		}
-		els = append(els, named{store.Element{Name: elementName(compact), XML: compact}, file})
+		e := store.Element{Name: elementName(compact), XML: compact}
+		if cacheable {
+			seen[file] = cachedFile{id: id, element: e}
+		}
+		els = append(els, named{e, file})
 	}
+	s.mu.Lock()
+	s.cache[ring] = seen
+	s.mu.Unlock()
 	if len(els) == 0 && counter == 0 {
 		return store.Snapshot{}, fmt.Errorf("%w: ring %q has no elements", store.ErrNotFound, ring)
 	}
@@ -208,7 +263,8 @@ func (s *Store) List(ctx context.Context, ring string) (store.Snapshot, error) {
 		if i > 0 && e.Name == els[i-1].Name && bytes.Equal(e.XML, els[i-1].XML) {
 			continue
 		}
-		snap.Elements = append(snap.Elements, e.Element)
+		// Callers own the bytes they get: the cache keeps its own.
+		snap.Elements = append(snap.Elements, store.Element{Name: e.Name, XML: bytes.Clone(e.XML)})
 	}
 	return snap, nil
 }

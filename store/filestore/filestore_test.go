@@ -437,3 +437,39 @@ func TestRingsIgnoresOtherDirectories(t *testing.T) {
 		t.Errorf("Rings = %q, %v; want [dotnet good]", rings, err)
 	}
 }
+
+// TestListSeesRewrittenFile checks that List does not serve a stale parse of a file that was
+// rewritten in place (same name, same size) after an earlier List.
+func TestListSeesRewrittenFile(t *testing.T) {
+	root := t.TempDir()
+	s := mustOpen(t, root)
+	mustAppend(t, s, "r", storetest.RandomKeyElement(t))
+	path := filepath.Join(root, "r", "custom.xml")
+	for _, content := range []string{"<custom>1</custom>", "<custom>2</custom>", "<custom>3</custom>"} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := s.List(t.Context(), "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, e := range snap.Elements {
+			found = found || string(e.XML) == content
+		}
+		if !found {
+			t.Errorf("List after rewriting custom.xml with %s does not show it", content)
+		}
+	}
+	// The bytes handed out are the caller's: changing them does not change the next List.
+	snap, err := s.List(t.Context(), "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := string(snap.Elements[0].XML)
+	snap.Elements[0].XML[0] = 'X'
+	again, err := s.List(t.Context(), "r")
+	if err != nil || string(again.Elements[0].XML) != want {
+		t.Errorf("List after the caller changed returned bytes = %q, %v", again.Elements[0].XML, err)
+	}
+}

@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -25,8 +26,11 @@ func TestWireCompatible(t *testing.T) {
 			s := mustOpen(t, cfg)
 			raw := rawClient(t, cfg)
 			var want []string
+			var keys []keyring.Key
 			for i := range 5 {
-				name, xml := keyElement(t)
+				k := newKey(t)
+				keys = append(keys, k)
+				name, xml := "key-"+k.ID.String(), string(k.XML)
 				in := xml
 				if i%2 == 1 {
 					in = indented(xml) // as a key file holds it
@@ -51,6 +55,25 @@ func TestWireCompatible(t *testing.T) {
 				}
 				if strings.HasPrefix(x, "<?xml") || strings.ContainsAny(x, "\n") {
 					t.Errorf("stored element has a declaration or line breaks: %s", x)
+				}
+			}
+			// The format core reads the plain list back as the ring that was written.
+			var elements [][]byte
+			for _, x := range got {
+				elements = append(elements, []byte(x))
+			}
+			ring, err := keyring.ParseElements(elements, keyring.ParseOptions{})
+			if err != nil {
+				t.Fatalf("ParseElements(raw list): %v", err)
+			}
+			if len(ring.Skipped()) != 0 || len(ring.Keys()) != len(keys) {
+				t.Fatalf("parsed %d keys, %d skipped; want %d keys", len(ring.Keys()), len(ring.Skipped()), len(keys))
+			}
+			for i, k := range ring.Keys() {
+				w := keys[i]
+				if k.ID != w.ID || !k.Created.Equal(w.Created) || !k.Expiration.Equal(w.Expiration) ||
+					k.Descriptor == nil || !bytes.Equal(k.Descriptor.MasterKey.Bytes(), w.Descriptor.MasterKey.Bytes()) {
+					t.Errorf("key %d read back as %v, want %v (same id, dates, master key)", i, k.ID, w.ID)
 				}
 			}
 			// Nothing of the store has an expiry.

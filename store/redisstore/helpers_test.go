@@ -3,7 +3,6 @@ package redisstore_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dpkeyring/dpkeyring/keyring"
 	"github.com/dpkeyring/dpkeyring/store/redisstore"
 )
 
@@ -141,29 +141,27 @@ func deletePrefix(tb testing.TB, c redis.UniversalClient, prefix string) {
 	}
 }
 
-// keyElement returns a key element in the compact form ASP.NET Core writes
-// (XElement.ToString(SaveOptions.DisableFormatting)) with a fresh id.
+// keyElement returns a new key element as ASP.NET Core writes it (compact, the master key
+// unencrypted), made by the format core.
 func keyElement(tb testing.TB) (name, xml string) {
 	tb.Helper()
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
+	k := newKey(tb)
+	return "key-" + k.ID.String(), string(k.XML)
+}
+
+// newKey returns a new key with its XML element in k.XML.
+func newKey(tb testing.TB) keyring.Key {
+	tb.Helper()
+	now := time.Now()
+	k, err := keyring.NewKey(now, now, now.Add(90*24*time.Hour))
+	if err != nil {
 		tb.Fatal(err)
 	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	id := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-	mk := make([]byte, 64)
-	if _, err := rand.Read(mk); err != nil {
+	k.XML, err = keyring.MarshalKey(k)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	xml = `<key id="` + id + `" version="1"><creationDate>2026-11-24T04:10:11.1234567Z</creationDate>` +
-		`<activationDate>2026-11-24T04:10:11.1234567Z</activationDate><expirationDate>2027-02-22T04:10:11.1234567Z</expirationDate>` +
-		`<descriptor deserializerType="Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.AuthenticatedEncryptorDescriptorDeserializer, Microsoft.AspNetCore.DataProtection, Version=8.0.0.0, Culture=neutral, PublicKeyToken=adb9793829ddae60">` +
-		`<descriptor><encryption algorithm="AES_256_CBC" /><validation algorithm="HMACSHA256" />` +
-		`<masterKey p4:requiresEncryption="true" xmlns:p4="http://schemas.asp.net/2015/03/dataProtection">` +
-		`<!-- Warning: the key below is in an unencrypted form. --><value>` + base64.StdEncoding.EncodeToString(mk) + `</value></masterKey>` +
-		`</descriptor></descriptor></key>`
-	return "key-" + id, xml
+	return k
 }
 
 // indented returns xml as a key file holds it: declaration and indentation.

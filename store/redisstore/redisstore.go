@@ -748,7 +748,7 @@ func (s *Store) fail(op, key string, err error) error {
 	switch {
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrPermission):
 		return err
-	case redis.HasErrorPrefix(err, "NOPERM"):
+	case redis.HasErrorPrefix(err, "NOPERM"), strings.Contains(err.Error(), "user executing the script can't"):
 		user := s.cfg.Username
 		if user == "" {
 			user = "default"

@@ -422,7 +422,11 @@ func testLockExpiry(t *testing.T, h Harness) {
 	ttl := h.leaseTTL()
 	a := mustLock(t, s, "r", "alice", ttl)
 	_, err := s.Lock(ctx, "r", "bob", ttl)
-	wantErr(t, "Lock before expiry", err, store.ErrLocked)
+	// Only a call that returned before the lease expired must have been refused (a slow,
+	// loaded machine may take longer than the short TTL).
+	if time.Now().Before(a.Expires) {
+		wantErr(t, "Lock before expiry", err, store.ErrLocked)
+	}
 
 	time.Sleep(time.Until(a.Expires) + ttl/2 + 20*time.Millisecond)
 	b := mustLock(t, s, "r", "bob", time.Minute)

@@ -6,13 +6,14 @@
 // Under the mount (default "secret") and path prefix (default "dpkeyring"), ring R is:
 //
 //	<prefix>/rings/R/elements/<name>   one secret per element: {name, seq, xml}
-//	<prefix>/rings/R/version           the append counter: {seq}
+//	<prefix>/rings/R/version           the append counter: its KV version is the last sequence number
 //	<prefix>/rings/R/meta              the metadata record: {data (base64)}; Meta.Version is its KV version
 //	<prefix>/rings/R/lease             the writer lease: {owner, token, expires}
 //
 // Element secrets are written with cas=0 (create only), so Vault itself refuses to overwrite a
-// key. Append first bumps the counter with check-and-set, then writes the element with the new
-// counter value as its sequence number; List sorts by it, so elements come back in append
+// key. Append first writes the counter secret (KV v2 serializes writes to one key, so
+// each write gets a distinct, growing KV version), then writes the element with that version as
+// its sequence number; List sorts by it, so elements come back in append
 // order. The ring version is the highest sequence number listed plus the number of element
 // secrets: it is computed from the listed elements alone (so a List is consistent without
 // reading the counter), it changes whenever an element appears (also one written by someone

@@ -137,32 +137,26 @@ func (s *Store) elementNames(ctx context.Context, ring string) ([]string, error)
 	return names, nil
 }
 
-// reserve bumps the ring's append counter (check-and-set loop) and returns the new value, the
-// sequence number of the element about to be written.
+// reserve returns a new sequence number for the element about to be written: the KV version
+// of a write to the ring's counter secret. KV v2 takes a per-key lock for every write
+// (vault-plugin-secrets-kv path_data.go), so concurrent writers each get a distinct, growing
+// version without the retry storms of a check-and-set loop.
 func (s *Store) reserve(ctx context.Context, ring string) (uint64, error) {
 	p := s.counterPath(ring)
-	for attempt := 0; attempt < 200; attempt++ {
-		e, err := s.read(ctx, p)
-		if err != nil {
-			return 0, err
-		}
-		var seq, ver uint64
-		if e != nil {
-			seq, _ = toUint(e.data["seq"])
-			ver = e.version
-		}
-		_, err = s.write(ctx, p, map[string]any{"seq": seq + 1}, ver)
-		if err == nil {
-			return seq + 1, nil
-		}
-		if !errors.Is(err, errCAS) {
-			return 0, err
-		}
-		if err := sleepJitter(ctx, attempt); err != nil {
-			return 0, err
-		}
+	sec, err := s.client.Logical().WriteWithContext(ctx, s.dataPath(p), map[string]any{
+		"data": map[string]any{"purpose": "dpkeyring append counter: its KV version is the last sequence number"},
+	})
+	if err != nil {
+		return 0, s.fail(err, "update", s.dataPath(p))
 	}
-	return 0, fmt.Errorf("%w: ring %q counter: %w", store.ErrUnavailable, ring, errBusy)
+	var v uint64
+	if sec != nil {
+		v, _ = toUint(sec.Data["version"])
+	}
+	if v == 0 {
+		return 0, fmt.Errorf("vaultstore: write %s returned no version", s.dataPath(p))
+	}
+	return v, nil
 }
 
 func sleepJitter(ctx context.Context, attempt int) error {
