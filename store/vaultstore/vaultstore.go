@@ -360,6 +360,13 @@ func (s *Store) Append(ctx context.Context, ring string, e store.Element, fence 
 		return 0, err
 	}
 	_, err = s.write(ctx, s.elementPath(ring, e.Name), data, 0)
+	if errors.Is(err, store.ErrPermission) {
+		// With a create-only policy (no "update" on elements), Vault answers 403 rather than a
+		// check-and-set mismatch when the element appeared in the meantime.
+		if it, rerr := s.readElement(ctx, ring, e.Name); rerr == nil && it != nil {
+			err = errCAS
+		}
+	}
 	if errors.Is(err, errCAS) {
 		// Someone appended the same name in the meantime.
 		done, err := s.sameAsExisting(ctx, ring, e.Name, compact)

@@ -457,3 +457,77 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("Open of a closed port: %v, want ErrUnavailable naming the address", err)
 	}
 }
+
+// createOnlyPolicy is the hardened policy of docs/backends.md: element secrets may be created
+// and read, never updated, so not even a raw write can replace a key.
+func createOnlyPolicy(prefix string) string {
+	return `path "secret/data/` + prefix + `/rings/+/elements/*" { capabilities = ["create", "read"] }
+path "secret/data/` + prefix + `/rings/+/version" { capabilities = ["create", "update", "read"] }
+path "secret/data/` + prefix + `/rings/+/lease" { capabilities = ["create", "update", "read"] }
+path "secret/data/` + prefix + `/rings/+/meta" { capabilities = ["create", "update", "read"] }
+path "secret/metadata/` + prefix + `/rings/*" { capabilities = ["list", "read"] }
+path "secret/metadata/` + prefix + `/rings" { capabilities = ["list"] }
+`
+}
+
+// TestCreateOnlyPolicy runs the store under a policy without "update" on elements and checks
+// that everything works and that Vault then refuses any overwrite of a key, with or without cas.
+func TestCreateOnlyPolicy(t *testing.T) {
+	root := rootClient(t)
+	cfg := testConfig(t)
+	name := "dpkeyring-create-only-" + randomHex(t, 4)
+	if err := root.Sys().PutPolicyWithContext(t.Context(), name, createOnlyPolicy(cfg.Prefix)); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := root.Auth().Token().CreateWithContext(t.Context(), &api.TokenCreateRequest{
+		Policies: []string{name}, TTL: "10m", NoParent: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Token = sec.Auth.ClientToken
+	s := mustOpen(t, cfg)
+	ctx := t.Context()
+	e, _ := keyElement(t)
+	v := mustAppend(t, s, "r", e)
+	if v2 := mustAppend(t, s, "r", e); v2 != v {
+		t.Errorf("idempotent re-Append = %d, want %d", v2, v)
+	}
+	other, _ := keyElement(t)
+	if _, err := s.Append(ctx, "r", store.Element{Name: e.Name, XML: other.XML}, 0); !errors.Is(err, store.ErrExists) {
+		t.Errorf("Append of other bytes: %v, want ErrExists", err)
+	}
+	l, err := s.Lock(ctx, "r", "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutMeta(ctx, "r", []byte("m"), 0, l.Token); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unlock(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if rings, err := s.Rings(ctx); err != nil || len(rings) != 1 {
+		t.Errorf("Rings = %q, %v", rings, err)
+	}
+
+	raw, err := api.NewClient(&api.Config{Address: cfg.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetToken(cfg.Token)
+	p := cfg.Mount + "/data/" + cfg.Prefix + "/rings/r/elements/" + e.Name
+	for _, body := range []map[string]any{
+		{"data": map[string]any{"xml": "<evil/>"}},
+		{"options": map[string]any{"cas": 1}, "data": map[string]any{"xml": "<evil/>"}},
+	} {
+		_, err := raw.Logical().WriteWithContext(ctx, p, body)
+		var re *api.ResponseError
+		if !errors.As(err, &re) || re.StatusCode != 403 {
+			t.Errorf("raw overwrite %v under the create-only policy: %v, want 403", body["options"], err)
+		}
+	}
+	if got := mustList(t, mustOpen(t, cfg), "r").Elements; !cmp.Equal(got, []store.Element{e}) {
+		t.Errorf("element changed: %s", cmp.Diff([]store.Element{e}, got))
+	}
+}
