@@ -98,14 +98,16 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 		return fmt.Errorf("server: %w", err)
 	}
 	defer s.audit.Close()
+	// Open the stores first: a start that fails on its store must not use up the one printing
+	// of the first tokens.
+	if err := s.openRings(ctx); err != nil {
+		return err
+	}
 	if err := s.firstTokens(); err != nil {
 		return err
 	}
 	if s.tokens, err = tokens.Open(cfg.TokensFile); err != nil {
 		return fmt.Errorf("server: %w", err)
-	}
-	if err := s.openRings(ctx); err != nil {
-		return err
 	}
 	for _, name := range s.names {
 		s.rotate(ctx, name, "start")
@@ -190,6 +192,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 	}
 
 	wg.Go(func() { _ = s.cache.Run(runCtx) })
+	wg.Go(func() { s.watchTokens(runCtx) })
 	if cfg.RotateInterval > 0 {
 		for _, name := range s.names {
 			wg.Go(func() { s.schedule(runCtx, name) })
@@ -429,4 +432,31 @@ func (l listers) List(ctx context.Context, name string) (store.Snapshot, error) 
 		return store.Snapshot{}, fmt.Errorf("%w: ring %q", store.ErrNotFound, name)
 	}
 	return r.store.List(ctx, name)
+}
+
+// watchTokens re-reads the tokens file every second (authentication also does, at most once a
+// second) and logs when it becomes unreadable or corrupt (the previous tokens stay in force)
+// and when it is good again.
+func (s *server) watchTokens(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var msg string
+		if err := s.tokens.Refresh(); err != nil {
+			msg = err.Error()
+		}
+		switch {
+		case msg != "" && msg != last:
+			s.log.Error("tokens file unreadable; the previous tokens stay in force", "path", s.cfg.TokensFile, "error", msg)
+		case msg == "" && last != "":
+			s.log.Info("tokens file readable again", "path", s.cfg.TokensFile)
+		}
+		last = msg
+	}
 }

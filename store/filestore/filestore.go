@@ -68,7 +68,7 @@ func (c Config) dir() string {
 func ParseURL(u *url.URL, getenv func(string) string) (Config, error) {
 	_ = getenv
 	if u == nil || u.Scheme != "file" {
-		return Config{}, fmt.Errorf("%w: file store spec must start with file:", store.ErrInvalidSpec)
+		return Config{}, fmt.Errorf("%w: file store spec must start with \"file:\"", store.ErrInvalidSpec)
 	}
 	if u.User != nil {
 		return Config{}, fmt.Errorf("%w: file store spec takes no user or password", store.ErrInvalidSpec)

@@ -122,7 +122,7 @@ func appendDerived(ctx context.Context, s Store, ring, label string, fence store
 		return err
 	}
 	if _, err := s.Append(ctx, ring, e, fence); err != nil {
-		return fmt.Errorf("Append %s (fence %d): %w", e.Name, fence, err)
+		return fmt.Errorf("appending %s (fence %d): %w", e.Name, fence, err)
 	}
 	return nil
 }

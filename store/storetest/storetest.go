@@ -762,7 +762,7 @@ func holdOnce(ctx context.Context, s Store, ring, owner string, hold time.Durati
 			continue
 		}
 		if err != nil {
-			return holdRecord{}, fmt.Errorf("Lock: %w", err)
+			return holdRecord{}, fmt.Errorf("locking: %w", err)
 		}
 		rec := holdRecord{Owner: owner, Token: uint64(l.Token), Start: time.Now().UnixNano()}
 		if inside != nil {
@@ -773,7 +773,7 @@ func holdOnce(ctx context.Context, s Store, ring, owner string, hold time.Durati
 		time.Sleep(hold)
 		rec.End = time.Now().UnixNano()
 		if err := s.Unlock(ctx, l); err != nil {
-			return rec, fmt.Errorf("Unlock: %w", err)
+			return rec, fmt.Errorf("unlocking: %w", err)
 		}
 		return rec, nil
 	}
