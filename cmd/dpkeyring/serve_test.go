@@ -429,3 +429,17 @@ func TestServeConfigFileRings(t *testing.T) {
 		t.Errorf("no audit line for the revocation:\n%s", auditLog)
 	}
 }
+
+// TestServeStoreFailureKeepsTokensUnprinted: a first start that cannot open its store prints
+// no tokens, so the next (good) start still prints them.
+func TestServeStoreFailureKeepsTokensUnprinted(t *testing.T) {
+	data := t.TempDir()
+	r := runCLI(t, time.Now(), "", "serve", "--addr", "127.0.0.1:0", "--data", data, "--store", "redis://127.0.0.1:1/0?dial_timeout=200ms")
+	if r.code != 1 || !strings.Contains(r.stderr, "opening store") || strings.Contains(r.stdout, "dpk_") {
+		t.Fatalf("unreachable store: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	s := startServe(t, data)
+	if s.tokens["admin"] == "" {
+		t.Errorf("the good start printed no admin token:\n%s", s.stdout.String())
+	}
+}

@@ -98,14 +98,16 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 		return fmt.Errorf("server: %w", err)
 	}
 	defer s.audit.Close()
+	// Open the stores first: a start that fails on its store must not use up the one printing
+	// of the first tokens.
+	if err := s.openRings(ctx); err != nil {
+		return err
+	}
 	if err := s.firstTokens(); err != nil {
 		return err
 	}
 	if s.tokens, err = tokens.Open(cfg.TokensFile); err != nil {
 		return fmt.Errorf("server: %w", err)
-	}
-	if err := s.openRings(ctx); err != nil {
-		return err
 	}
 	for _, name := range s.names {
 		s.rotate(ctx, name, "start")
