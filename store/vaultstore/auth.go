@@ -151,6 +151,7 @@ func (r *renewer) run(sec *api.Secret) {
 	defer close(r.done)
 	backoff := time.Second
 	for {
+		wait := backoff // before retrying after an error
 		if sec != nil {
 			ended, err := r.watch(sec)
 			if err != nil && strings.Contains(err.Error(), "max TTL") {
@@ -166,16 +167,20 @@ func (r *renewer) run(sec *api.Secret) {
 				r.setErr(fmt.Errorf("%w: vault token reached its max TTL: %w", store.ErrPermission, errNotRenewable))
 				<-r.stop
 				return
+			default:
+				wait = 0 // the lease ends normally: log in again right away
 			}
 		} else if r.err() == nil {
 			// Nothing to renew.
 			<-r.stop
 			return
 		}
-		select {
-		case <-r.stop:
-			return
-		case <-time.After(backoff):
+		if wait > 0 {
+			select {
+			case <-r.stop:
+				return
+			case <-time.After(wait):
+			}
 		}
 		// Log in again (AppRole, Kubernetes) or look the token up again (a failed renewal may
 		// have been transient).

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/dpkeyring/dpkeyring/keyring"
 	"github.com/dpkeyring/dpkeyring/store"
@@ -155,19 +156,29 @@ func (s *Store) Rewrap(ctx context.Context, ring string) (int, error) {
 		return 0, fmt.Errorf("%w: ring %q", store.ErrNotFound, ring)
 	}
 	type item struct {
-		path    string
-		e       *entry
-		cipher  string
-		version uint64
+		path   string
+		e      *entry
+		cipher string
+	}
+	entries := make([]*entry, len(names))
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, s.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			entries[i], errs[i] = s.read(ctx, s.elementPath(ring, n))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
 	}
 	var items []item
 	var batch []map[string]any
-	for _, n := range names {
-		p := s.elementPath(ring, n)
-		e, err := s.read(ctx, p)
-		if err != nil {
-			return 0, err
-		}
+	for i, e := range entries {
 		if e == nil {
 			continue
 		}
@@ -175,7 +186,7 @@ func (s *Store) Rewrap(ctx context.Context, ring string) (int, error) {
 		if c == "" {
 			continue
 		}
-		items = append(items, item{path: p, e: e, cipher: c})
+		items = append(items, item{path: s.elementPath(ring, names[i]), e: e, cipher: c})
 		batch = append(batch, map[string]any{"ciphertext": c})
 	}
 	if len(batch) == 0 {
