@@ -44,6 +44,7 @@ any failure (the server's error on stderr), 2 on a bad command line.
 
 Modes:
   --server URL     ask a dpkeyring server (POST URL/v1/rings/R/rotate) with an admin token
+                   (default $DPKEYRING_SERVER)
   --store SPEC     rotate directly against a store (file:DIR, redis://..., vault://...), for
                    setups with no server; the policy comes from --key-lifetime and --lead-time
 
