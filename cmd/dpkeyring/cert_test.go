@@ -125,3 +125,34 @@ func TestCertificateProtectedRing(t *testing.T) {
 		}
 	})
 }
+
+// TestCertificateFixtures opens testdata/keyxml/cert-protected.xml (one element file) with each
+// file of testdata/certs.
+func TestCertificateFixtures(t *testing.T) {
+	const keyFile = "../../testdata/keyxml/cert-protected.xml"
+	const id = "2e5ace63-8fc8-4c97-9d0b-cb0860ee515d"
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"pfx", []string{"--cert", "../../testdata/certs/test-only.pfx", "--cert-password-file", "../../testdata/certs/test-only.password"}},
+		{"legacy pfx", []string{"--cert", "../../testdata/certs/test-only-legacy.pfx", "--cert-password-file", "../../testdata/certs/test-only.password"}},
+		{"pem", []string{"--cert", "../../testdata/certs/test-only.pem"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, t0, "", append([]string{"keys", "list", "--keys", keyFile, "--json"}, tc.args...)...)
+			if r.code != exitOK {
+				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stdout, `"id": "`+id+`"`) || !strings.Contains(r.stdout, `"protection": "certificate"`) ||
+				!strings.Contains(r.stdout, `"encryption": "AES_256_CBC"`) || strings.Contains(r.stdout, `"error"`) {
+				t.Errorf("key %s not opened:\n%s", id, r.stdout)
+			}
+		})
+	}
+	// The certificate alone (no private key) cannot open it.
+	r := runCLI(t, t0, "", "keys", "list", "--keys", keyFile, "--json", "--cert", "../../testdata/certs/test-only.crt")
+	if r.code != exitOK || !strings.Contains(r.stdout, `"error"`) {
+		t.Errorf("with the certificate only: exit %d, stdout:\n%s", r.code, r.stdout)
+	}
+}

@@ -41,7 +41,7 @@ func (s *Store) login(ctx context.Context) (*api.Secret, error) {
 		s.client.SetToken(tok)
 		sec, err := s.client.Auth().Token().LookupSelfWithContext(ctx)
 		if err != nil {
-			return nil, s.loginFail(err, "token (auth/token/lookup-self)")
+			return nil, s.loginFail(err, "token (auth/token/lookup-self: the token is invalid or expired, or lacks the default policy)")
 		}
 		if sec == nil || sec.Data == nil {
 			return nil, nil
