@@ -46,5 +46,5 @@ func (c *cli) decryptCookie(ctx context.Context, args []string) error {
 		return usageErrorf(name, "--cookie-name only applies to --cookie-header")
 	}
 	_, _, _, _ = appNames, cookieName, header, asJSON
-	return fmt.Errorf("%s: %w", name, errNotImplemented)
+	return fmt.Errorf("%s: not implemented yet", name)
 }

@@ -5,16 +5,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dpkeyring/dpkeyring/keyring"
 )
 
-// errNotImplemented marks commands whose keyring support has not landed yet.
-var errNotImplemented = errors.New("not implemented yet")
-
 // minLifetime is ASP.NET Core's minimum NewKeyLifetime.
-const minLifetime = 7 * 24 * time.Hour
+const minLifetime = keyring.MinKeyLifetime
 
 // lifetimeFlag is a key lifetime: "90d" (days) or a Go duration ("2160h", "1440h30m").
 type lifetimeFlag time.Duration
@@ -67,35 +69,11 @@ func (f *certFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.passwordFile, "cert-password-file", "", "")
 }
 
-func (c *cli) keysList(ctx context.Context, args []string) error {
-	const name = "keys list"
-	fs := newFlagSet(name)
-	keys := fs.String("keys", "", "")
-	var cf certFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "")
-	pos, err := c.parseFlags(fs, keysListUsage, args)
-	if err != nil || pos == nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usageErrorf(name, "unexpected argument %q", pos[0])
-	}
-	if *keys == "" {
-		return usageErrorf(name, "--keys is required")
-	}
-	if err := cf.validate(name); err != nil {
-		return err
-	}
-	_ = asJSON
-	return fmt.Errorf("%s: %w", name, errNotImplemented)
-}
-
-func (c *cli) keysNew(ctx context.Context, args []string) error {
+func (c *cli) keysNew(_ context.Context, args []string) error {
 	const name = "keys new"
 	fs := newFlagSet(name)
 	dir := fs.String("dir", "", "")
-	lifetime := lifetimeFlag(90 * 24 * time.Hour)
+	lifetime := lifetimeFlag(keyring.DefaultKeyLifetime)
 	fs.Var(&lifetime, "lifetime", "")
 	activateNow := fs.Bool("activate-now", false, "")
 	pos, err := c.parseFlags(fs, keysNewUsage, args)
@@ -111,8 +89,121 @@ func (c *cli) keysNew(ctx context.Context, args []string) error {
 	if time.Duration(lifetime) < minLifetime {
 		return usageErrorf(name, "--lifetime %s is shorter than the minimum 7d (ASP.NET Core refuses shorter key lifetimes)", lifetime.String())
 	}
-	_ = activateNow
-	return fmt.Errorf("%s: %w", name, errNotImplemented)
+	policy := keyring.DefaultPolicy()
+	policy.Lifetime = time.Duration(lifetime)
+	if err := policy.Validate(); err != nil {
+		return usageErrorf(name, "--lifetime %s: %v", lifetime.String(), err)
+	}
+
+	now := c.now().UTC()
+	var d keyring.Decision
+	if *activateNow {
+		d = policy.Immediate(now)
+	} else {
+		ring, err := existingRing(*dir)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		d = newKeyDates(policy, ring, now)
+	}
+	k, err := keyring.NewKey(d.Created, d.Activation, d.Expiration)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	element, err := keyring.MarshalKey(k)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	file, err := keyring.FileXML(element)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := writeFileAtomic(*dir, "key-"+k.ID.String()+".xml", file); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Fprintln(c.stdout, k.ID)
+	return nil
+}
+
+// existingRing loads the ring in dir, or returns an empty ring if dir does not exist. Keys
+// whose master key cannot be opened still count: only their dates matter here.
+func existingRing(dir string) (*keyring.Ring, error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return keyring.NewRing(nil, nil, nil)
+	}
+	l, err := loadRing(dir, certFlags{})
+	if err != nil {
+		return nil, fmt.Errorf("refusing to add a key: %w", err)
+	}
+	for _, k := range l.ring.Keys() {
+		switch k.Protection {
+		case keyring.ProtectionNone, keyring.ProtectionNullEncryptor:
+		default:
+			// A new key would be written with its master key in the clear, and keys this
+			// command cannot open would look unusable to the rotation policy.
+			return nil, fmt.Errorf("refusing to add a key: key %s in %s has its master key protected (%s), and keys new writes unprotected keys only", k.ID, dir, k.Protection)
+		}
+	}
+	return l.ring, nil
+}
+
+// newKeyDates returns the dates of a key added to ring at now by the policy: what
+// [keyring.Policy.Decide] says when a key is due (a key activating now in a ring without a
+// usable default key, else the successor taking over when the ring runs out of one); when no
+// key is due yet, the successor Decide would create at its next due time, created now.
+func newKeyDates(p keyring.Policy, ring *keyring.Ring, now time.Time) keyring.Decision {
+	d := p.Decide(ring, now)
+	if d.Due {
+		return d
+	}
+	next := p.Decide(ring, d.NextDue)
+	next.Created = now
+	return next
+}
+
+// writeFileAtomic writes data to dir/name with mode 0600: into a temporary file in dir (whose
+// name does not end in .xml, so readers ignore it), synced, then renamed into place, and the
+// directory synced. It refuses to replace an existing file.
+func writeFileAtomic(dir, name string, data []byte) (err error) {
+	final := filepath.Join(dir, name)
+	if _, err := os.Lstat(final); err == nil {
+		return fmt.Errorf("%s already exists", final)
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-"+name+"-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil // the file is in place; only its durability is not confirmed
+	}
+	defer d.Close()
+	_ = d.Sync()
+	return nil
 }
 
 // validate checks the certificate flags.
