@@ -312,10 +312,16 @@ func TestKeysListFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	dirNamedXML := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dirNamedXML, "old.xml"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+
 	tests := []struct {
 		name, path, want string
 	}{
 		{"missing path", filepath.Join(t.TempDir(), "nope"), "no such file or directory"},
+		{"directory named *.xml", dirNamedXML, "old.xml is a directory, not an element file"},
 		{"duplicate key id", dup, "duplicate key id"},
 		{"malformed revocation", badRevocation, "malformed revocation"},
 		{"not XML", notXML, "key-x.xml is not well-formed XML"},
