@@ -169,3 +169,14 @@ func TestNodeTracking(t *testing.T) {
 		t.Errorf("nodes (-want +got):\n%s", diff)
 	}
 }
+
+func TestHead(t *testing.T) {
+	e := newEnv(t)
+	if rec := e.do(t, req{method: "HEAD", path: "/healthz"}); rec.Code != http.StatusOK {
+		t.Errorf("HEAD /healthz = %d", rec.Code)
+	}
+	rec := e.do(t, req{method: "HEAD", path: "/v1/rings/default/keys", token: tokNode})
+	if rec.Code != http.StatusOK || rec.Header().Get("ETag") != `"2"` {
+		t.Errorf("HEAD keys = %d ETag %q", rec.Code, rec.Header().Get("ETag"))
+	}
+}

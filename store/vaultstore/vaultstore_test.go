@@ -348,9 +348,12 @@ func TestNewMasterKey(t *testing.T) {
 	if got := fmt.Sprint(a); got != "REDACTED" {
 		t.Errorf("master key prints as %q", got)
 	}
-	plain := testConfig(t)
-	if _, err := mustOpen(t, plain).NewMasterKey(t.Context()); !errors.Is(err, vaultstore.ErrNoTransit) {
-		t.Errorf("NewMasterKey without Transit: %v, want ErrNoTransit", err)
+	// Without Transit the capability still works (crypto/rand), so callers that find it by type
+	// assertion need no special case.
+	plain := mustOpen(t, testConfig(t))
+	c, err := plain.NewMasterKey(t.Context())
+	if err != nil || c.Len() != 64 || string(c.Bytes()) == string(a.Bytes()) {
+		t.Errorf("NewMasterKey without Transit: %d bytes, %v; want a fresh 64-byte key", c.Len(), err)
 	}
 }
 
@@ -529,5 +532,46 @@ func TestCreateOnlyPolicy(t *testing.T) {
 	}
 	if got := mustList(t, mustOpen(t, cfg), "r").Elements; !cmp.Equal(got, []store.Element{e}) {
 		t.Errorf("element changed: %s", cmp.Diff([]store.Element{e}, got))
+	}
+}
+
+// TestAppRoleRelogin uses an AppRole whose tokens live 3 seconds at most: past that the store
+// must have logged in again by itself.
+func TestAppRoleRelogin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits several seconds")
+	}
+	addr, _ := server(t)
+	if os.Getenv("KEYRING_TEST_VAULT_APPROLE_ROLE_ID") == "" {
+		t.Skip("no AppRole configured (KEYRING_TEST_VAULT_APPROLE_ROLE_ID)")
+	}
+	root := rootClient(t)
+	ctx := t.Context()
+	role := "auth/approle/role/dpkeyring-relogin-" + randomHex(t, 4)
+	if _, err := root.Logical().WriteWithContext(ctx, role, map[string]any{
+		"token_policies": "dpkeyring-approle-test", "token_ttl": "2s", "token_max_ttl": "3s",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rid, err := root.Logical().ReadWithContext(ctx, role+"/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := root.Logical().WriteWithContext(ctx, role+"/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := vaultstore.Config{Address: addr, Auth: vaultstore.AuthAppRole,
+		RoleID: rid.Data["role_id"].(string), SecretID: sid.Data["secret_id"].(string),
+		Prefix: "approle-test/" + randomHex(t, 8)}
+	s := mustOpen(t, cfg)
+	e, _ := keyElement(t)
+	mustAppend(t, s, "r", e)
+	time.Sleep(7 * time.Second)
+	if _, err := s.List(ctx, "r"); err != nil {
+		t.Errorf("List 7 s after login with 3 s max-TTL tokens: %v (no re-login)", err)
+	}
+	if err := s.Err(); err != nil {
+		t.Errorf("Err = %v after re-login", err)
 	}
 }
