@@ -76,13 +76,19 @@ func TestZFailoverCluster(t *testing.T) {
 	w := redis.NewClient(&redis.Options{Addr: witness, DisableIdentity: true})
 	t.Cleanup(func() { _ = w.Close() })
 	testFailover(t, cfg, stateDir, before, func() bool {
-		slots, err := w.ClusterSlots(ctx).Result()
+		shards, err := w.ClusterShards(ctx).Result()
 		if err != nil {
 			return false
 		}
-		for _, s := range slots {
-			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
-				return s.Nodes[0].Addr != before
+		for _, sh := range shards {
+			for _, r := range sh.Slots {
+				if r.Start <= slot && slot <= r.End {
+					for _, n := range sh.Nodes {
+						if n.Role == "master" && n.Health == "online" {
+							return fmt.Sprintf("%s:%d", n.IP, n.Port) != before
+						}
+					}
+				}
 			}
 		}
 		return false
