@@ -575,3 +575,24 @@ func TestAppRoleRelogin(t *testing.T) {
 		t.Errorf("Err = %v after re-login", err)
 	}
 }
+
+// TestForeignIndented checks that an element secret written by another program in file form
+// (declaration, indentation) is listed in compact form under its ASP.NET Core name.
+func TestForeignIndented(t *testing.T) {
+	cfg := testConfig(t)
+	s := mustOpen(t, cfg)
+	e, _ := keyElement(t)
+	file, err := keyring.FileXML(e.XML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Mount + "/data/" + cfg.Prefix + "/rings/r/elements/some-other-name"
+	if _, err := rootClient(t).Logical().WriteWithContext(t.Context(), p, map[string]any{
+		"data": map[string]any{"xml": string(file)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustList(t, s, "r").Elements; !cmp.Equal(got, []store.Element{e}) {
+		t.Errorf("foreign file-form element (-want +got):\n%s", cmp.Diff([]store.Element{e}, got))
+	}
+}
