@@ -31,8 +31,8 @@ running() {
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
-case "$cmd" in
-stop)
+# stop_recorded kills the vault whose pid STATE_DIR records (never anything else).
+stop_recorded() {
   if running; then
     pid=$(cat "$pidfile")
     kill "$pid"
@@ -48,6 +48,11 @@ stop)
     echo "vault-server.sh: no vault running from $state" >&2
   fi
   rm -f "$pidfile" "$envfile"
+}
+
+case "$cmd" in
+stop)
+  stop_recorded
   exit 0
   ;;
 start) ;;
@@ -58,6 +63,10 @@ if running && [ -f "$envfile" ]; then
   echo "vault-server.sh: reusing vault (pid $(cat "$pidfile")) at $addr" >&2
   cat "$envfile"
   exit 0
+fi
+if running; then
+  # Started from this STATE_DIR but never finished its setup: start over.
+  stop_recorded
 fi
 
 bin=$("$here/vault.sh")
@@ -72,6 +81,8 @@ echo "vault-server.sh: starting vault dev server on $addr (log $logfile)" >&2
 HOME="$state" nohup "$bin" server -dev -dev-root-token-id=root \
   -dev-listen-address="127.0.0.1:$port" -dev-no-store-token >"$logfile" 2>&1 </dev/null &
 echo $! >"$pidfile"
+# If anything below fails, stop the server we started rather than leave it half set up.
+trap 'if [ ! -f "$envfile" ]; then stop_recorded; fi' EXIT
 
 for i in $(seq 1 100); do
   if "$bin" status >/dev/null 2>&1; then

@@ -238,16 +238,27 @@ func (b *syncBuffer) String() string {
 
 type envOption func(*httpapi.Config)
 
+type httpapiConfig = httpapi.Config
+
 // newEnv returns an API over two rings, "default" (an expired key and a default key valid for
 // 80 more days) and "other" (one key), loaded into the cache.
 func newEnv(tb testing.TB, opts ...envOption) *env {
 	tb.Helper()
-	e := &env{store: newMemStore(), clock: newClock(t0), logs: &syncBuffer{}}
-	e.old = mustKey(tb, t0, -100, -100, -10)
-	e.cur = mustKey(tb, t0, -20, -10, 80)
-	mustAppendKey(tb, e.store, "default", e.old)
-	mustAppendKey(tb, e.store, "default", e.cur)
-	mustAppendKey(tb, e.store, "other", mustKey(tb, t0, -1, 0, 90))
+	s := newMemStore()
+	old := mustKey(tb, t0, -100, -100, -10)
+	cur := mustKey(tb, t0, -20, -10, 80)
+	mustAppendKey(tb, s, "default", old)
+	mustAppendKey(tb, s, "default", cur)
+	mustAppendKey(tb, s, "other", mustKey(tb, t0, -1, 0, 90))
+	e := newEnvWithStore(tb, s, opts...)
+	e.old, e.cur = old, cur
+	return e
+}
+
+// newEnvWithStore returns an API over the rings "default" and "other" of s.
+func newEnvWithStore(tb testing.TB, s *memStore, opts ...envOption) *env {
+	tb.Helper()
+	e := &env{store: s, clock: newClock(t0), logs: &syncBuffer{}}
 	parse := func(elems [][]byte) (*keyring.Ring, error) {
 		return keyring.ParseElements(elems, keyring.ParseOptions{})
 	}
@@ -363,3 +374,14 @@ func (e *env) auditEvents() []audit.Event {
 	defer e.auditMu.Unlock()
 	return append([]audit.Event(nil), e.audits...)
 }
+
+func mustReadAll(tb testing.TB, resp *http.Response) []byte {
+	tb.Helper()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }

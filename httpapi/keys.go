@@ -103,16 +103,20 @@ func (h *handler) getKeys(w http.ResponseWriter, r *http.Request) error {
 
 	e, err := h.cfg.Cache.Get(ring)
 	if wait > 0 && haveOK && (err != nil || have.contains(e.Version)) {
+		waitFor := have.first() // not loaded yet: wait for a first version other than it
+		if err == nil {
+			waitFor = e.Version
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		h.metrics.waiting.Inc()
-		e, err = h.cfg.Cache.Wait(ctx, ring, have.first())
+		e, err = h.cfg.Cache.Wait(ctx, ring, waitFor)
 		h.metrics.waiting.Dec()
 		cancel()
-		if r.Context().Err() != nil {
-			return r.Context().Err()
-		}
-		if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ringcache.ErrNotLoaded) {
-			err = nil // timed out unchanged: answer 304 below
+		// The wait ended without a change (timeout, client gone, or server shutting down): answer
+		// 304 so that the client simply asks again, here or on another replica.
+		if err != nil && !errors.Is(err, ringcache.ErrNotLoaded) &&
+			(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+			err = nil
 		}
 	}
 	if err != nil {

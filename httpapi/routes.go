@@ -4,15 +4,16 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 // routes builds the router. Every route of the API is here.
 //
-// Public (no token): GET /healthz, GET /readyz, GET /v1/openapi.yaml, and GET /metrics when
+// HEAD is answered for every GET route (chi's GetHead). Public (no token): GET /healthz, GET /readyz, GET /v1/openapi.yaml, and GET /metrics when
 // MetricsPublic. Everything else needs a bearer token; each handler checks the role and ring.
 func (h *handler) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(requestID, h.accessLog, h.recoverer, h.limitBody)
+	r.Use(requestID, h.accessLog, h.recoverer, h.limitBody, middleware.GetHead)
 	r.NotFound(h.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, codeNotFound, "no such endpoint")
 	}))

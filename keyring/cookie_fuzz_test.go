@@ -2,6 +2,7 @@ package keyring_test
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -97,6 +98,37 @@ func FuzzReassembleCookie(f *testing.F) {
 		}
 		if len(v) > total {
 			t.Fatalf("reassembled %d bytes from %d bytes of values", len(v), total)
+		}
+	})
+}
+
+// FuzzDecryptCookie checks that decrypting arbitrary cookie text never panics, that every
+// failure is a *CookieError, and that the diagnosis never repeats the input.
+func FuzzDecryptCookie(f *testing.F) {
+	ring, _ := mustRing(f, 1, keyCreated)
+	value, err := ring.EncryptCookie(umbracoIssued, umbracoTicket(umbracoIssued), "app", keyring.UmbracoScheme)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(value)
+	f.Add(value[:len(value)/2])
+	f.Add("CfDJ8" + strings.Repeat("A", 100))
+	f.Add("%43fDJ8")
+	opts := keyring.CookieOptions{Scheme: keyring.UmbracoScheme, AppNames: []string{"", "app"}}
+	f.Fuzz(func(t *testing.T, v string) {
+		res, err := ring.DecryptCookie(v, umbracoIssued, opts)
+		if err == nil {
+			if res.Ticket == nil {
+				t.Fatal("nil ticket without error")
+			}
+			return
+		}
+		var ce *keyring.CookieError
+		if !errors.As(err, &ce) {
+			t.Fatalf("error %T is not a *CookieError", err)
+		}
+		if len(v) >= 8 && strings.Contains(ce.Error(), v) {
+			t.Fatalf("error repeats the cookie value")
 		}
 	})
 }

@@ -92,24 +92,21 @@ func (r *Ring) DecryptCookie(value string, now time.Time, opts CookieOptions) (*
 	if len(appNames) == 0 {
 		appNames = []string{""}
 	}
-	diag := CookieDiagnosis{AppNames: []string{}, PurposeChains: [][]string{}}
-	fail := func(err error, hint string) (*CookieResult, error) {
-		diag.Hint = hint
-		return nil, &CookieError{Diagnosis: diag, Err: err}
-	}
+	// The diagnosis is built only on failure, so success costs no bookkeeping.
+	f := cookieFailure{scheme: scheme, extra: opts.ExtraPurposes}
 
 	payload, err := Base64URLDecode(unescapeDataString(value))
 	if err != nil {
-		return fail(err, "the value is not base64url text (pass the whole cookie value, with its chunks reassembled)")
+		return nil, f.fail(err, "the value is not base64url text (pass the whole cookie value, with its chunks reassembled)")
 	}
 	id, err := PayloadKeyID(payload)
 	if err != nil {
 		if errors.Is(err, ErrNewerPayloadVersion) {
-			return fail(err, "the payload was written by a newer Data Protection format version")
+			return nil, f.fail(err, "the payload was written by a newer Data Protection format version")
 		}
-		return fail(err, "the value is not an ASP.NET Core Data Protection payload (which starts with CfDJ8 in base64url), or it is truncated")
+		return nil, f.fail(err, "the value is not an ASP.NET Core Data Protection payload (which starts with CfDJ8 in base64url), or it is truncated")
 	}
-	diag.KeyID = &id
+	f.id = &id
 	var k Key
 	if r == nil {
 		err = &KeyNotFoundError{ID: id}
@@ -117,40 +114,73 @@ func (r *Ring) DecryptCookie(value string, now time.Time, opts CookieOptions) (*
 		k, err = r.Key(id)
 	}
 	if err != nil {
-		return fail(err, fmt.Sprintf("key %s is not in this ring: the node that issued the cookie uses another key ring, or a key this ring has not loaded yet", id))
+		return nil, f.fail(err, fmt.Sprintf("key %s is not in this ring: the node that issued the cookie uses another key ring, or a key this ring has not loaded yet", id))
 	}
-	diag.KeyInRing = true
-	diag.KeyStatus = r.Status(k, now)
-	if diag.KeyStatus == StatusRevoked {
-		return fail(fmt.Errorf("%w: key %s", ErrKeyRevoked, id), fmt.Sprintf(
+	f.inRing = true
+	f.status = r.Status(k, now)
+	if f.status == StatusRevoked {
+		return nil, f.fail(fmt.Errorf("%w: key %s", ErrKeyRevoked, id), fmt.Sprintf(
 			"key %s is revoked in this ring, and ASP.NET Core refuses cookies protected with a revoked key: the user must sign in again", id))
 	}
 
-	base := append(CookiePurposes(scheme), opts.ExtraPurposes...)
-	for _, app := range appNames {
-		purposes := Purposes(app, base...)
-		diag.AppNames = append(diag.AppNames, app)
-		diag.PurposeChains = append(diag.PurposeChains, purposes)
+	for i, app := range appNames {
+		f.tried = appNames[:i+1]
+		purposes := f.purposes(app)
 		plaintext, key, err := r.Unprotect(payload, purposes)
 		switch {
 		case err == nil:
 			t, err := ParseTicket(plaintext)
 			if err != nil {
-				return fail(err, fmt.Sprintf("the cookie decrypted with key %s and application name %q, but the plaintext is not a format-5 authentication ticket", id, app))
+				return nil, f.fail(err, fmt.Sprintf("the cookie decrypted with key %s and application name %q, but the plaintext is not a format-5 authentication ticket", id, app))
 			}
-			return &CookieResult{KeyID: id, Key: key, KeyStatus: diag.KeyStatus, AppName: app, Purposes: purposes, Ticket: t}, nil
+			return &CookieResult{KeyID: id, Key: key, KeyStatus: f.status, AppName: app, Purposes: purposes, Ticket: t}, nil
 		case errors.Is(err, ErrDecryptionFailed):
 			continue
 		case errors.Is(err, ErrInvalidPurpose):
-			return fail(err, fmt.Sprintf("application name %q or an extra purpose is not valid UTF-8", app))
+			return nil, f.fail(err, fmt.Sprintf("application name %q or an extra purpose is not valid UTF-8", app))
 		default:
-			return fail(err, fmt.Sprintf("key %s is in the ring but cannot be used", id))
+			return nil, f.fail(err, fmt.Sprintf("key %s is in the ring but cannot be used", id))
 		}
 	}
-	return fail(ErrDecryptionFailed, fmt.Sprintf(
+	return nil, f.fail(ErrDecryptionFailed, fmt.Sprintf(
 		"key %s is in the ring (%s) but the payload did not authenticate with any of the %d purpose chains tried: "+
 			"the issuing node most likely uses another application name (SetApplicationName, or its content root path) "+
-			"or another scheme, or its copy of key %s has other key material", id, diag.KeyStatus, len(appNames), id))
+			"or another scheme, or its copy of key %s has other key material", id, f.status, len(appNames), id))
+}
+
+// cookieFailure collects what DecryptCookie learnt, to build a [CookieError] when it fails.
+type cookieFailure struct {
+	scheme string
+	extra  []string
+	id     *KeyID
+	inRing bool
+	status Status
+	tried  []string // application names tried so far
+}
+
+// purposes returns the purpose chain for one application name.
+func (f *cookieFailure) purposes(app string) []string {
+	p := make([]string, 0, 4+len(f.extra))
+	if app != "" {
+		p = append(p, app)
+	}
+	p = append(p, CookieAuthenticationPurpose, f.scheme, "v2")
+	return append(p, f.extra...)
+}
+
+func (f *cookieFailure) fail(err error, hint string) error {
+	d := CookieDiagnosis{
+		KeyID:         f.id,
+		KeyInRing:     f.inRing,
+		KeyStatus:     f.status,
+		AppNames:      append([]string{}, f.tried...),
+		PurposeChains: make([][]string, 0, len(f.tried)),
+		Hint:          hint,
+	}
+	for _, app := range f.tried {
+		d.PurposeChains = append(d.PurposeChains, f.purposes(app))
+	}
+	return &CookieError{Diagnosis: d, Err: err}
 }
 
 // EncryptCookie serializes t and protects it as the cookie-authentication handler of scheme does

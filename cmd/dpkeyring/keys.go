@@ -18,6 +18,9 @@ import (
 // minLifetime is ASP.NET Core's minimum NewKeyLifetime.
 const minLifetime = keyring.MinKeyLifetime
 
+// maxLifetimeDays keeps a lifetime in days within time.Duration (about 292 years).
+const maxLifetimeDays = 100000
+
 // lifetimeFlag is a key lifetime: "90d" (days) or a Go duration ("2160h", "1440h30m").
 type lifetimeFlag time.Duration
 
@@ -36,8 +39,8 @@ func (l *lifetimeFlag) Set(s string) error {
 func parseLifetime(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.ParseInt(days, 10, 32)
-		if err != nil || n < 0 {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n < 0 || n > maxLifetimeDays {
 			return 0, fmt.Errorf("invalid lifetime %q: use a number of days such as 90d, or hours such as 2160h", s)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil

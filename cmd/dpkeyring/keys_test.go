@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -311,10 +312,16 @@ func TestKeysListFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	dirNamedXML := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dirNamedXML, "old.xml"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+
 	tests := []struct {
 		name, path, want string
 	}{
 		{"missing path", filepath.Join(t.TempDir(), "nope"), "no such file or directory"},
+		{"directory named *.xml", dirNamedXML, "old.xml is a directory, not an element file"},
 		{"duplicate key id", dup, "duplicate key id"},
 		{"malformed revocation", badRevocation, "malformed revocation"},
 		{"not XML", notXML, "key-x.xml is not well-formed XML"},
@@ -369,6 +376,15 @@ func TestKeysNew(t *testing.T) {
 	}
 	if want, _ := keyring.FileXML(el); !bytes.Equal(data, want) {
 		t.Errorf("key file is not in the form FileXML(MarshalKey) writes:\n%s", data)
+	}
+	// Element for element, the file is keyring's golden key file (checked there against what
+	// ASP.NET Core writes) with this key's id, dates and master key.
+	golden, err := os.ReadFile("../../testdata/keyxml/golden-key.file.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := maskKeyFile(data), maskKeyFile(golden); got != want {
+		t.Errorf("key file differs from testdata/keyxml/golden-key.file.xml beyond id, dates and master key:\n%s", cmp.Diff(want, got))
 	}
 	if !k.Created.Equal(t0) || !k.Activation.Equal(t0) || !k.Expiration.Equal(t0.Add(90*day)) {
 		t.Errorf("first key dates %v %v %v, want created = activation = now, expiration +90d", k.Created, k.Activation, k.Expiration)
@@ -447,6 +463,13 @@ func TestKeysNewRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// maskKeyFile replaces the id, the dates and the master key of a key file with placeholders.
+func maskKeyFile(b []byte) string {
+	s := regexp.MustCompile(`id="[0-9a-f-]{36}"`).ReplaceAllString(string(b), `id="ID"`)
+	s = regexp.MustCompile(`>\d{4}-\d\d-\d\dT[0-9:.]+Z<`).ReplaceAllString(s, ">DATE<")
+	return regexp.MustCompile(`<value>[A-Za-z0-9+/=]{88}</value>`).ReplaceAllString(s, "<value>MASTERKEY</value>")
 }
 
 func mustMode(tb testing.TB, path string, want os.FileMode) {

@@ -143,12 +143,20 @@ func newRingReport(path string, l *loadedRing, now time.Time) *ringReport {
 	return rep
 }
 
+// count writes "1 key", "2 keys".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // tableDate formats a key date for the table: UTC, to the second.
 func tableDate(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") }
 
 func (rep *ringReport) writeText(w io.Writer) error {
-	fmt.Fprintf(w, "Key ring %s at %s: %d keys, %d revocations, %d skipped elements\n",
-		rep.Path, tableDate(rep.Now), len(rep.Keys), len(rep.Revocations), len(rep.Skipped))
+	fmt.Fprintf(w, "Key ring %s at %s: %s, %s, %s\n", rep.Path, tableDate(rep.Now),
+		count(len(rep.Keys), "key"), count(len(rep.Revocations), "revocation"), count(len(rep.Skipped), "skipped element"))
 	switch {
 	case rep.DefaultKeyID != nil:
 		fmt.Fprintf(w, "Default key: %s\n", rep.DefaultKeyID)

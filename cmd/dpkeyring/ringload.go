@@ -80,8 +80,10 @@ func readElements(path string) ([][]byte, []string, error) {
 	return elements, sources, nil
 }
 
-// readElementDir reads every *.xml file at the top level of dir, in name order. As in
-// FileSystemXmlRepository, a file that cannot be read or parsed fails the whole ring.
+// readElementDir reads every *.xml entry at the top level of dir, in name order, as
+// FileSystemXmlRepository.GetAllElements does (Directory.EnumerateFileSystemInfos("*.xml",
+// TopDirectoryOnly), case-sensitive on Linux): an entry that cannot be read or parsed, a
+// directory included, fails the whole ring.
 func readElementDir(dir string) ([][]byte, []string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -98,8 +100,10 @@ func readElementDir(dir string) ([][]byte, []string, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("key ring: %w", err)
 		}
-		if !info.Mode().IsRegular() {
-			continue
+		if info.IsDir() {
+			// FileSystemXmlRepository enumerates file system entries matching *.xml, so it
+			// tries to open such a directory as a file and fails the whole ring.
+			return nil, nil, fmt.Errorf("key ring: %s is a directory, not an element file (ASP.NET Core fails the whole ring on it)", p)
 		}
 		data, err := readFileLimited(p)
 		if err != nil {

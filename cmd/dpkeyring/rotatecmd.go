@@ -44,6 +44,7 @@ any failure (the server's error on stderr), 2 on a bad command line.
 
 Modes:
   --server URL     ask a dpkeyring server (POST URL/v1/rings/R/rotate) with an admin token
+                   (default $DPKEYRING_SERVER)
   --store SPEC     rotate directly against a store (file:DIR, redis://..., vault://...), for
                    setups with no server; the policy comes from --key-lifetime and --lead-time
 
@@ -68,6 +69,7 @@ Flags:
         recorded in the revocations, the ring metadata and the audit log
   --key-lifetime DURATION, --lead-time DURATION
         the policy in --store mode (default 90d and 2d)
+` + certFlagsUsage + `        (--store mode: to read keys imported from ASP.NET Core)
   --timeout DURATION
         give up after this long (default 90s)
   --json
@@ -93,6 +95,7 @@ type rotateFlags struct {
 	immediate, revokePrevious, asJSON          bool
 	lifetime, leadTime                         lifetimeFlag
 	timeout                                    time.Duration
+	certs                                      certFlags
 }
 
 func (c *cli) rotate(ctx context.Context, args []string) error {
@@ -113,6 +116,7 @@ func (c *cli) rotate(ctx context.Context, args []string) error {
 	fs.Var(&f.lifetime, "key-lifetime", "")
 	fs.Var(&f.leadTime, "lead-time", "")
 	fs.DurationVar(&f.timeout, "timeout", 90*time.Second, "")
+	f.certs.register(fs)
 	pos, err := c.parseFlags(fs, rotateUsage, args)
 	if err != nil || pos == nil {
 		return err
@@ -135,8 +139,11 @@ func (c *cli) rotate(ctx context.Context, args []string) error {
 	if err := store.ValidRingName(f.ring); err != nil {
 		return usageErrorf(name, "--ring: %v", err)
 	}
-	if f.server != "" && (set["key-lifetime"] || set["lead-time"]) {
-		return usageErrorf(name, "--key-lifetime and --lead-time apply to --store mode; the server uses its configured policy")
+	if f.server != "" && (set["key-lifetime"] || set["lead-time"] || set["cert"]) {
+		return usageErrorf(name, "--key-lifetime, --lead-time and --cert apply to --store mode; the server uses its own configuration")
+	}
+	if err := f.certs.validate(name); err != nil {
+		return err
 	}
 	if f.storeSpec != "" && (f.tokenFile != "" && set["token-file"]) {
 		return usageErrorf(name, "--token-file applies to --server mode")
@@ -317,12 +324,16 @@ func (c *cli) rotateStore(ctx context.Context, f rotateFlags) (rotateOutput, err
 	if err := policy.Validate(); err != nil {
 		return rotateOutput{}, usageErrorf("rotate", "%v", err)
 	}
+	opts, err := f.certs.parseOptions()
+	if err != nil {
+		return rotateOutput{}, err
+	}
 	st, err := storespec.Open(ctx, f.storeSpec, c.getenv)
 	if err != nil {
 		return rotateOutput{}, fmt.Errorf("store %s: %w", storespec.Redact(f.storeSpec), err)
 	}
 	defer st.Close()
-	r := &rotation.Rotator{Store: st, Ring: f.ring, Policy: policy, Owner: cliOwner(), LockWait: f.timeout, Now: c.now}
+	r := &rotation.Rotator{Store: st, Ring: f.ring, Policy: policy, Owner: cliOwner(), LockWait: f.timeout, Now: c.now, ParseOptions: opts}
 	res, err := r.Rotate(ctx, rotation.Request{Immediate: f.immediate, RevokePrevious: f.revokePrevious, Reason: f.reason})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -194,6 +194,8 @@ func TestRotateUsage(t *testing.T) {
 		{"revoke without reason", []string{"rotate", "--store", "file:x", "--immediate", "--revoke-previous"}, 2, "needs --reason"},
 		{"bad ring", []string{"rotate", "--store", "file:x", "--ring", "A B"}, 2, "--ring"},
 		{"policy flags with server", []string{"rotate", "--server", "http://x", "--token-file", tf, "--key-lifetime", "30d"}, 2, "apply to --store mode"},
+		{"cert with server", []string{"rotate", "--server", "http://x", "--token-file", tf, "--cert", "c.pfx"}, 2, "apply to --store mode"},
+		{"cert password without cert", []string{"rotate", "--store", "file:x", "--cert-password-file", "p"}, 2, "--cert-password-file needs --cert"},
 		{"no token file", []string{"rotate", "--server", "http://127.0.0.1:1"}, 2, "--token-file is required"},
 		{"empty token file", []string{"rotate", "--server", "http://127.0.0.1:1", "--token-file", empty}, 1, "is empty"},
 		{"bad server URL", []string{"rotate", "--server", "ftp://x", "--token-file", tf}, 2, "want http(s)://"},

@@ -151,6 +151,8 @@ func TestParseLifetime(t *testing.T) {
 		{"90", 0, true},
 		{"", 0, true},
 		{"99999999999d", 0, true},
+		{"100001d", 0, true},
+		{"100000d", 100000 * 24 * time.Hour, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {

@@ -58,6 +58,10 @@ Flags (environment variable in brackets):
                            first [DPKEYRING_ENABLE_DEBUG_DECRYPT]
   --debug-addr HOST:PORT   loopback address of the debug listener (default 127.0.0.1:8081)
                            [DPKEYRING_DEBUG_ADDR]
+  --cert FILE              certificate with private key (PKCS#12 or PEM) protecting master keys
+                           imported from ASP.NET Core (ProtectKeysWithCertificate); repeatable
+                           [DPKEYRING_CERTS, comma-separated]
+  --cert-password-file F   PKCS#12 password of --cert [DPKEYRING_CERT_PASSWORD_FILE]
   --audit-log FILE         audit log (default DATA/audit.log) [DPKEYRING_AUDIT_LOG]
   --shutdown-timeout D     graceful shutdown limit (default 15s) [DPKEYRING_SHUTDOWN_TIMEOUT]
 `

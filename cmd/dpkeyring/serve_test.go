@@ -378,3 +378,119 @@ func TestServeBadConfig(t *testing.T) {
 	}
 }
 
+func TestServeConfigFileRings(t *testing.T) {
+	dir := t.TempDir()
+	shopStore := filepath.Join(dir, "shop-store")
+	cfgFile := filepath.Join(dir, "dpkeyring.json")
+	mustWrite(t, cfgFile, []byte(`{
+		"rings": [
+			{"name": "cm", "app_name": "MyUmbracoSite"},
+			{"name": "shop", "store": "file:`+shopStore+`", "key_lifetime": "30d", "lead_time": "3d"}
+		]
+	}`))
+	data := filepath.Join(dir, "data")
+	s := startServe(t, data, "--config", cfgFile)
+	if n := len(keyFiles(t, data, "cm")); n != 1 {
+		t.Errorf("ring cm has %d keys in the embedded store, want 1", n)
+	}
+	if n := len(keyFiles(t, shopStore, "shop")); n != 1 {
+		t.Errorf("ring shop has %d keys in its own store, want 1", n)
+	}
+	if n := len(keyFiles(t, data, "default")); n != 0 {
+		t.Errorf("ring default was created although the config names its rings")
+	}
+	shopOnly := mustTokenCreate(t, data, "--role", "node", "--name", "shop-node", "--ring", "shop")
+	waitFor(t, 5*time.Second, func() bool {
+		code, _ := do(t, nil, "GET", s.url+"/v1/rings/shop/keys", shopOnly, "")
+		return code == 200
+	})
+	if code, _ := do(t, nil, "GET", s.url+"/v1/rings/cm/keys", shopOnly, ""); code != 403 {
+		t.Errorf("token for shop reading cm: %d, want 403", code)
+	}
+
+	// A revocation through the API is audited with who, ring, key and reason.
+	id := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(keyFiles(t, shopStore, "shop")[0]), "key-"), ".xml")
+	if code, body := do(t, nil, "POST", s.url+"/v1/rings/shop/rotate", s.tokens["admin"], `{"immediate":true}`); code != 200 {
+		t.Fatalf("rotate: %d %s", code, body)
+	}
+	code, body := do(t, nil, "POST", s.url+"/v1/rings/shop/keys/"+id+"/revoke", s.tokens["admin"], `{"reason":"test revoke"}`)
+	if code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	s.stop(t)
+	auditLog, _ := os.ReadFile(filepath.Join(data, "audit.log"))
+	var found bool
+	for _, m := range logLines(t, string(auditLog)) {
+		if m["action"] == "revoke" && m["token_name"] == "admin" && m["role"] == "admin" && m["ring"] == "shop" && m["key_id"] == id && m["reason"] == "test revoke" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no audit line for the revocation:\n%s", auditLog)
+	}
+}
+
+// TestServeStoreFailureKeepsTokensUnprinted: a first start that cannot open its store prints
+// no tokens, so the next (good) start still prints them.
+func TestServeStoreFailureKeepsTokensUnprinted(t *testing.T) {
+	data := t.TempDir()
+	r := runCLI(t, time.Now(), "", "serve", "--addr", "127.0.0.1:0", "--data", data, "--store", "redis://127.0.0.1:1/0?dial_timeout=200ms")
+	if r.code != 1 || !strings.Contains(r.stderr, "opening store") || strings.Contains(r.stdout, "dpk_") {
+		t.Fatalf("unreachable store: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	s := startServe(t, data)
+	if s.tokens["admin"] == "" {
+		t.Errorf("the good start printed no admin token:\n%s", s.stdout.String())
+	}
+}
+
+// TestServeCertificateProtectedKeys: with --cert the server reads master keys imported from
+// ASP.NET Core that ProtectKeysWithCertificate encrypted; without, the key is listed with an
+// error.
+func TestServeCertificateProtectedKeys(t *testing.T) {
+	const id = "2e5ace63-8fc8-4c97-9d0b-cb0860ee515d"
+	keyXML, err := os.ReadFile("../../testdata/keyxml/cert-protected.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyError := func(args ...string) string {
+		t.Helper()
+		data := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(data, "default"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, filepath.Join(data, "default", "key-"+id+".xml"), keyXML)
+		s := startServe(t, data, args...)
+		defer s.stop(t)
+		req, _ := http.NewRequest("GET", s.url+"/v1/rings/default/keys", nil)
+		req.Header.Set("Authorization", "Bearer "+s.tokens["admin"])
+		req.Header.Set("Accept", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ring struct {
+			Elements []struct {
+				KeyID string `json:"key_id"`
+				Error string `json:"error"`
+			} `json:"elements"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&ring); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ring.Elements {
+			if e.KeyID == id {
+				return e.Error
+			}
+		}
+		t.Fatalf("key %s not served", id)
+		return ""
+	}
+	if e := keyError("--cert", "../../testdata/certs/test-only.pfx", "--cert-password-file", "../../testdata/certs/test-only.password"); e != "" {
+		t.Errorf("with the certificate the key has error %q", e)
+	}
+	if e := keyError(); e == "" {
+		t.Errorf("without the certificate the key has no error")
+	}
+}

@@ -76,7 +76,7 @@ type Log struct {
 	f      *os.File // nil when writing to a plain writer
 	logger *slog.Logger
 	now    func() time.Time
-	err    error // the last write error
+	err    error // the error of the last Record
 }
 
 // Open opens (creating it with mode 0600, and its directory with 0700) the audit log file at
@@ -115,8 +115,8 @@ func (s syncWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Record appends e to the log. A write failure is kept and returned by [Log.Err] (and the next
-// records are still attempted): the action itself has happened and must not be undone by it.
+// Record appends e to the log. A write failure is kept and returned by [Log.Err] until the next
+// Record: the action itself has happened and must not be undone by it.
 func (l *Log) Record(ctx context.Context, e Event) {
 	t := e.Time
 	if t.IsZero() {
@@ -143,12 +143,13 @@ func (l *Log) Record(ctx context.Context, e Event) {
 	add("remote_addr", e.RemoteAddr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.err = nil
 	r := slog.NewRecord(t.UTC(), slog.LevelInfo, "audit", 0)
 	r.AddAttrs(attrs...)
 	_ = l.logger.Handler().Handle(context.WithoutCancel(ctx), r)
 }
 
-// Err returns the last write error, or nil.
+// Err returns the error of the last Record, or nil.
 func (l *Log) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

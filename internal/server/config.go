@@ -120,6 +120,12 @@ type Config struct {
 	TLSKey  string `json:"tls_key,omitempty"`
 	// ClientCA is a PEM bundle: when set, clients must present a certificate it signed.
 	ClientCA string `json:"client_ca,omitempty"`
+	// Certificates are files (PKCS#12 or PEM with the private key) of the certificates that
+	// protect master keys imported from ASP.NET Core (ProtectKeysWithCertificate), so such keys
+	// can be read; CertificatePasswordFile holds the PKCS#12 password. Keys the server creates
+	// are not protected by them.
+	Certificates            []string `json:"certificates,omitempty"`
+	CertificatePasswordFile string   `json:"certificate_password_file,omitempty"`
 	// AuditLog is the audit log file; default DATA/audit.log.
 	AuditLog string `json:"audit_log,omitempty"`
 	// TokensFile is the tokens file; always DATA/tokens.json (not configurable, so that
@@ -232,6 +238,9 @@ func (c Config) Validate() error {
 			return bad("debug addr must differ from addr")
 		}
 	}
+	if c.CertificatePasswordFile != "" && len(c.Certificates) == 0 {
+		return bad("certificate password file without certificates")
+	}
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown timeout must be positive")
 	}
@@ -251,6 +260,7 @@ type Flags struct {
 	fs     *flag.FlagSet
 	values map[string]string
 	rings  []string
+	certs  []string
 }
 
 // setting is one option settable by flag, environment variable and config file (by its JSON
@@ -296,6 +306,7 @@ var settings = []setting{
 	{flag: "tls-cert", env: "DPKEYRING_TLS_CERT", usage: "TLS certificate (PEM)", set: stringSetter(func(c *Config) *string { return &c.TLSCert })},
 	{flag: "tls-key", env: "DPKEYRING_TLS_KEY", usage: "TLS private key (PEM)", set: stringSetter(func(c *Config) *string { return &c.TLSKey })},
 	{flag: "client-ca", env: "DPKEYRING_CLIENT_CA", usage: "require client certificates signed by these CAs (PEM)", set: stringSetter(func(c *Config) *string { return &c.ClientCA })},
+	{flag: "cert-password-file", env: "DPKEYRING_CERT_PASSWORD_FILE", usage: "PKCS#12 password of --cert", set: stringSetter(func(c *Config) *string { return &c.CertificatePasswordFile })},
 	{flag: "audit-log", env: "DPKEYRING_AUDIT_LOG", usage: "audit log file (default DATA/audit.log)", set: stringSetter(func(c *Config) *string { return &c.AuditLog })},
 	{flag: "shutdown-timeout", env: "DPKEYRING_SHUTDOWN_TIMEOUT", usage: "graceful shutdown timeout", set: durationSetter(func(c *Config) *Duration { return &c.ShutdownTimeout })},
 }
@@ -304,12 +315,13 @@ var settings = []setting{
 const (
 	EnvConfig = "DPKEYRING_CONFIG" // the config file, like --config
 	EnvRings  = "DPKEYRING_RINGS"  // comma-separated ring names, like repeated --ring
+	EnvCerts  = "DPKEYRING_CERTS"  // comma-separated certificate files, like repeated --cert
 )
 
-// BindFlags defines the serve flags on fs: --config FILE, --ring NAME (repeatable) and one flag
-// per setting (--addr, --data, --store, --app-name, --key-lifetime, --lead-time,
-// --rotate-interval, --enable-debug-decrypt, --debug-addr, --tls-cert, --tls-key, --client-ca,
-// --audit-log, --shutdown-timeout).
+// BindFlags defines the serve flags on fs: --config FILE, --ring NAME and --cert FILE
+// (repeatable) and one flag per setting (--addr, --data, --store, --app-name, --key-lifetime,
+// --lead-time, --rotate-interval, --enable-debug-decrypt, --debug-addr, --tls-cert, --tls-key,
+// --client-ca, --cert-password-file, --audit-log, --shutdown-timeout).
 func BindFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs, values: map[string]string{}}
 	fs.Func("config", "config file (JSON)", func(v string) error { f.values["config"] = v; return nil })
@@ -318,6 +330,10 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 			return err
 		}
 		f.rings = append(f.rings, v)
+		return nil
+	})
+	fs.Func("cert", "certificate protecting imported master keys (repeatable); replaces the config file's", func(v string) error {
+		f.certs = append(f.certs, v)
 		return nil
 	})
 	for _, s := range settings {
@@ -378,6 +394,17 @@ func Load(f *Flags, getenv func(string) string) (Config, error) {
 				return Config{}, fmt.Errorf("%w: --%s: %v", ErrInvalidConfig, s.flag, err)
 			}
 		}
+	}
+	certs := f.certs
+	if len(certs) == 0 {
+		for p := range strings.SplitSeq(getenv(EnvCerts), ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				certs = append(certs, p)
+			}
+		}
+	}
+	if len(certs) > 0 {
+		c.Certificates = certs
 	}
 	if len(rings) > 0 {
 		c.Rings = nil

@@ -160,3 +160,20 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadCertificates(t *testing.T) {
+	cfg, err := Load(nil, envMap(map[string]string{"DPKEYRING_CERTS": "a.pfx, b.pem", "DPKEYRING_CERT_PASSWORD_FILE": "pw"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a.pfx", "b.pem"}, cfg.Certificates); diff != "" || cfg.CertificatePasswordFile != "pw" {
+		t.Errorf("certificates (-want +got):\n%s password file %q", diff, cfg.CertificatePasswordFile)
+	}
+	cfg, err = Load(mustParseFlags(t, "--cert", "c.pfx"), envMap(map[string]string{"DPKEYRING_CERTS": "a.pfx"}))
+	if err != nil || len(cfg.Certificates) != 1 || cfg.Certificates[0] != "c.pfx" {
+		t.Errorf("--cert over env: %v %v", cfg.Certificates, err)
+	}
+	if _, err := Load(mustParseFlags(t, "--cert-password-file", "pw"), envMap(nil)); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("password file without certificates: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -59,6 +60,8 @@ type server struct {
 	rings  map[string]*ring
 	names  []string
 	cache  *ringcache.Cache
+	// parseOpts reads the rings (certificates for imported protected keys).
+	parseOpts keyring.ParseOptions
 }
 
 // Run runs the server until ctx is done, then shuts it down gracefully (in-flight requests get
@@ -98,14 +101,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 		return fmt.Errorf("server: %w", err)
 	}
 	defer s.audit.Close()
+	// Open the stores first: a start that fails on its store must not use up the one printing
+	// of the first tokens.
+	if s.parseOpts, err = loadCertificates(cfg.Certificates, cfg.CertificatePasswordFile); err != nil {
+		return err
+	}
+	if err := s.openRings(ctx); err != nil {
+		return err
+	}
 	if err := s.firstTokens(); err != nil {
 		return err
 	}
 	if s.tokens, err = tokens.Open(cfg.TokensFile); err != nil {
 		return fmt.Errorf("server: %w", err)
-	}
-	if err := s.openRings(ctx); err != nil {
-		return err
 	}
 	for _, name := range s.names {
 		s.rotate(ctx, name, "start")
@@ -115,7 +123,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 		Store: listers(s.rings),
 		Rings: s.names,
 		Parse: func(elements [][]byte) (*keyring.Ring, error) {
-			return keyring.ParseElements(elements, keyring.ParseOptions{})
+			return keyring.ParseElements(elements, s.parseOpts)
 		},
 	})
 	if err != nil {
@@ -190,6 +198,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 	}
 
 	wg.Go(func() { _ = s.cache.Run(runCtx) })
+	wg.Go(func() { s.watchTokens(runCtx) })
 	if cfg.RotateInterval > 0 {
 		for _, name := range s.names {
 			wg.Go(func() { s.schedule(runCtx, name) })
@@ -344,7 +353,7 @@ func (s *server) openRings(ctx context.Context) error {
 			}
 		}
 		s.rings[rc.Name] = &ring{cfg: rc, store: st, rotator: &rotation.Rotator{
-			Store: st, Ring: rc.Name, Policy: rc.Policy(), Owner: owner,
+			Store: st, Ring: rc.Name, Policy: rc.Policy(), Owner: owner, ParseOptions: s.parseOpts,
 		}}
 		s.names = append(s.names, rc.Name)
 	}
@@ -429,4 +438,57 @@ func (l listers) List(ctx context.Context, name string) (store.Snapshot, error) 
 		return store.Snapshot{}, fmt.Errorf("%w: ring %q", store.ErrNotFound, name)
 	}
 	return r.store.List(ctx, name)
+}
+
+// watchTokens re-reads the tokens file every second (authentication also does, at most once a
+// second) and logs when it becomes unreadable or corrupt (the previous tokens stay in force)
+// and when it is good again.
+func (s *server) watchTokens(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var msg string
+		if err := s.tokens.Refresh(); err != nil {
+			msg = err.Error()
+		}
+		switch {
+		case msg != "" && msg != last:
+			s.log.Error("tokens file unreadable; the previous tokens stay in force", "path", s.cfg.TokensFile, "error", msg)
+		case msg == "" && last != "":
+			s.log.Info("tokens file readable again", "path", s.cfg.TokensFile)
+		}
+		last = msg
+	}
+}
+
+// loadCertificates reads the certificates that protect imported master keys.
+func loadCertificates(files []string, passwordFile string) (keyring.ParseOptions, error) {
+	var opts keyring.ParseOptions
+	var password []byte
+	if passwordFile != "" {
+		p, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return opts, fmt.Errorf("server: certificate password: %w", err)
+		}
+		p = bytes.TrimSuffix(p, []byte("\n"))
+		password = bytes.TrimSuffix(p, []byte("\r"))
+	}
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return opts, fmt.Errorf("server: certificate: %w", err)
+		}
+		certs, err := keyring.ParseCertificates(data, password)
+		if err != nil {
+			return opts, fmt.Errorf("server: certificate %s: %w", name, err)
+		}
+		opts.Certificates = append(opts.Certificates, certs...)
+	}
+	return opts, nil
 }

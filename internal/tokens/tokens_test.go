@@ -218,3 +218,20 @@ func TestRoleText(t *testing.T) {
 		t.Errorf("RoleUnknown marshals")
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`{"tokens":[{"name":"admin","role":"admin","created":"2026-11-24T04:00:00Z","sha256":"` + strings.Repeat("ab", 32) + `"}]}`))
+	f.Add([]byte(`{"tokens":[{"name":"n","role":"node","rings":["default"],"sha256":"` + strings.Repeat("0", 64) + `"}]}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ts, err := parse("fuzz", b)
+		if err != nil {
+			return
+		}
+		for _, tok := range ts {
+			if ValidName(tok.Name) != nil || tok.Role == RoleUnknown || len(tok.SHA256) != 64 {
+				t.Fatalf("parse accepted an invalid token %+v", tok)
+			}
+		}
+	})
+}

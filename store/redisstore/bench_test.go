@@ -80,3 +80,19 @@ func BenchmarkAppendExisting(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppendWait is BenchmarkAppend on the Sentinel master, where every write waits for
+// its replica's acknowledgement (WAIT 1).
+func BenchmarkAppendWait(b *testing.B) {
+	s := mustOpen(b, sentinelConfig(b))
+	if s.WaitReplicas() != 1 {
+		b.Fatalf("WaitReplicas() = %d, want 1", s.WaitReplicas())
+	}
+	ctx := ctxT(b)
+	for b.Loop() {
+		name, xml := keyElement(b)
+		if _, err := s.Append(ctx, "bench", store.Element{Name: name, XML: []byte(xml)}, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

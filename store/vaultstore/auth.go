@@ -41,7 +41,7 @@ func (s *Store) login(ctx context.Context) (*api.Secret, error) {
 		s.client.SetToken(tok)
 		sec, err := s.client.Auth().Token().LookupSelfWithContext(ctx)
 		if err != nil {
-			return nil, s.loginFail(err, "token (auth/token/lookup-self)")
+			return nil, s.loginFail(err, "token (auth/token/lookup-self: the token is invalid or expired, or lacks the default policy)")
 		}
 		if sec == nil || sec.Data == nil {
 			return nil, nil
@@ -151,6 +151,7 @@ func (r *renewer) run(sec *api.Secret) {
 	defer close(r.done)
 	backoff := time.Second
 	for {
+		wait := backoff // before retrying after an error
 		if sec != nil {
 			ended, err := r.watch(sec)
 			if err != nil && strings.Contains(err.Error(), "max TTL") {
@@ -166,16 +167,20 @@ func (r *renewer) run(sec *api.Secret) {
 				r.setErr(fmt.Errorf("%w: vault token reached its max TTL: %w", store.ErrPermission, errNotRenewable))
 				<-r.stop
 				return
+			default:
+				wait = 0 // the lease ends normally: log in again right away
 			}
 		} else if r.err() == nil {
 			// Nothing to renew.
 			<-r.stop
 			return
 		}
-		select {
-		case <-r.stop:
-			return
-		case <-time.After(backoff):
+		if wait > 0 {
+			select {
+			case <-r.stop:
+				return
+			case <-time.After(wait):
+			}
 		}
 		// Log in again (AppRole, Kubernetes) or look the token up again (a failed renewal may
 		// have been transient).

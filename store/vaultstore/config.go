@@ -133,6 +133,9 @@ func (c Config) String() string {
 		c.Address, c.Mount, c.Prefix, c.Namespace, c.Auth, redact(c.Token), c.TokenFile, c.RoleID, redact(c.SecretID), c.SecretIDFile, c.KubernetesRole, c.KubernetesJWTFile, c.TransitKey)
 }
 
+// GoString is String, so that %#v does not print secrets either.
+func (c Config) GoString() string { return c.String() }
+
 // LogValue implements slog.LogValuer without the secrets.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
@@ -213,6 +216,9 @@ func ParseURL(u *url.URL, getenv func(string) string) (Config, error) {
 		TransitKey:        q.Get("transit"),
 		TransitMount:      q.Get("transit_mount"),
 		Retries:           2,
+	}
+	if strings.ContainsAny(cfg.TransitKey, "/?#") || strings.ContainsAny(cfg.TransitMount, "?#") {
+		return bad("transit=%q / transit_mount=%q: a key name has no '/', '?' or '#'", cfg.TransitKey, cfg.TransitMount)
 	}
 	if cfg.CAFile != "" && scheme != "https" {
 		return bad("ca_file= needs https (vaults:// or tls=true)")

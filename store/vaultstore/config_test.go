@@ -97,6 +97,7 @@ func TestParseURLErrors(t *testing.T) {
 		{"vault://h:1/secret/a/../b?token_file=/t", "segment"},
 		{"vault://h:1?token_file=/t&timeout=-1s", "timeout"},
 		{"vault://h:1?token_file=/t&retries=x", "retries"},
+		{"vault://h:1?token_file=/t&transit=a/b", "transit"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.spec, func(t *testing.T) {
@@ -116,7 +117,7 @@ func TestConfigRedacts(t *testing.T) {
 	cfg := vaultstore.Config{Address: "http://h", Token: "s.SECRET-TOKEN", SecretID: "SECRET-ID", RoleID: "role"}
 	var logged bytes.Buffer
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("x", "cfg", cfg)
-	for _, out := range []string{cfg.String(), fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), logged.String()} {
+	for _, out := range []string{cfg.String(), fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), logged.String()} {
 		if strings.Contains(out, "SECRET") {
 			t.Errorf("secret printed: %s", out)
 		}

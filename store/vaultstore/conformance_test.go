@@ -82,7 +82,7 @@ func TestConformance(t *testing.T) {
 		storetest.Run(t, storetest.Harness{
 			NewSpec:      func(t *testing.T) string { return newSpec(t, "") },
 			Open:         openSpec,
-			LeaseTTL:     time.Second,
+			LeaseTTL:     2 * time.Second,
 			WriteForeign: writeForeign,
 		})
 	})
@@ -91,7 +91,7 @@ func TestConformance(t *testing.T) {
 		storetest.Run(t, storetest.Harness{
 			NewSpec:      func(t *testing.T) string { return newSpec(t, key) },
 			Open:         openSpec,
-			LeaseTTL:     time.Second,
+			LeaseTTL:     2 * time.Second,
 			WriteForeign: writeForeign,
 		})
 	})

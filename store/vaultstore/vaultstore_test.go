@@ -348,9 +348,12 @@ func TestNewMasterKey(t *testing.T) {
 	if got := fmt.Sprint(a); got != "REDACTED" {
 		t.Errorf("master key prints as %q", got)
 	}
-	plain := testConfig(t)
-	if _, err := mustOpen(t, plain).NewMasterKey(t.Context()); !errors.Is(err, vaultstore.ErrNoTransit) {
-		t.Errorf("NewMasterKey without Transit: %v, want ErrNoTransit", err)
+	// Without Transit the capability still works (crypto/rand), so callers that find it by type
+	// assertion need no special case.
+	plain := mustOpen(t, testConfig(t))
+	c, err := plain.NewMasterKey(t.Context())
+	if err != nil || c.Len() != 64 || string(c.Bytes()) == string(a.Bytes()) {
+		t.Errorf("NewMasterKey without Transit: %d bytes, %v; want a fresh 64-byte key", c.Len(), err)
 	}
 }
 
@@ -455,5 +458,141 @@ func TestOpenErrors(t *testing.T) {
 	_, err := vaultstore.Open(t.Context(), vaultstore.Config{Address: "http://127.0.0.1:1", Token: "x", Timeout: 2 * time.Second})
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
 		t.Errorf("Open of a closed port: %v, want ErrUnavailable naming the address", err)
+	}
+}
+
+// createOnlyPolicy is the hardened policy of docs/backends.md: element secrets may be created
+// and read, never updated, so not even a raw write can replace a key.
+func createOnlyPolicy(prefix string) string {
+	return `path "secret/data/` + prefix + `/rings/+/elements/*" { capabilities = ["create", "read"] }
+path "secret/data/` + prefix + `/rings/+/version" { capabilities = ["create", "update", "read"] }
+path "secret/data/` + prefix + `/rings/+/lease" { capabilities = ["create", "update", "read"] }
+path "secret/data/` + prefix + `/rings/+/meta" { capabilities = ["create", "update", "read"] }
+path "secret/metadata/` + prefix + `/rings/*" { capabilities = ["list", "read"] }
+path "secret/metadata/` + prefix + `/rings" { capabilities = ["list"] }
+`
+}
+
+// TestCreateOnlyPolicy runs the store under a policy without "update" on elements and checks
+// that everything works and that Vault then refuses any overwrite of a key, with or without cas.
+func TestCreateOnlyPolicy(t *testing.T) {
+	root := rootClient(t)
+	cfg := testConfig(t)
+	name := "dpkeyring-create-only-" + randomHex(t, 4)
+	if err := root.Sys().PutPolicyWithContext(t.Context(), name, createOnlyPolicy(cfg.Prefix)); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := root.Auth().Token().CreateWithContext(t.Context(), &api.TokenCreateRequest{
+		Policies: []string{name}, TTL: "10m", NoParent: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Token = sec.Auth.ClientToken
+	s := mustOpen(t, cfg)
+	ctx := t.Context()
+	e, _ := keyElement(t)
+	v := mustAppend(t, s, "r", e)
+	if v2 := mustAppend(t, s, "r", e); v2 != v {
+		t.Errorf("idempotent re-Append = %d, want %d", v2, v)
+	}
+	other, _ := keyElement(t)
+	if _, err := s.Append(ctx, "r", store.Element{Name: e.Name, XML: other.XML}, 0); !errors.Is(err, store.ErrExists) {
+		t.Errorf("Append of other bytes: %v, want ErrExists", err)
+	}
+	l, err := s.Lock(ctx, "r", "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutMeta(ctx, "r", []byte("m"), 0, l.Token); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unlock(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if rings, err := s.Rings(ctx); err != nil || len(rings) != 1 {
+		t.Errorf("Rings = %q, %v", rings, err)
+	}
+
+	raw, err := api.NewClient(&api.Config{Address: cfg.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetToken(cfg.Token)
+	p := cfg.Mount + "/data/" + cfg.Prefix + "/rings/r/elements/" + e.Name
+	for _, body := range []map[string]any{
+		{"data": map[string]any{"xml": "<evil/>"}},
+		{"options": map[string]any{"cas": 1}, "data": map[string]any{"xml": "<evil/>"}},
+	} {
+		_, err := raw.Logical().WriteWithContext(ctx, p, body)
+		var re *api.ResponseError
+		if !errors.As(err, &re) || re.StatusCode != 403 {
+			t.Errorf("raw overwrite %v under the create-only policy: %v, want 403", body["options"], err)
+		}
+	}
+	if got := mustList(t, mustOpen(t, cfg), "r").Elements; !cmp.Equal(got, []store.Element{e}) {
+		t.Errorf("element changed: %s", cmp.Diff([]store.Element{e}, got))
+	}
+}
+
+// TestAppRoleRelogin uses an AppRole whose tokens live 3 seconds at most: past that the store
+// must have logged in again by itself.
+func TestAppRoleRelogin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits several seconds")
+	}
+	addr, _ := server(t)
+	if os.Getenv("KEYRING_TEST_VAULT_APPROLE_ROLE_ID") == "" {
+		t.Skip("no AppRole configured (KEYRING_TEST_VAULT_APPROLE_ROLE_ID)")
+	}
+	root := rootClient(t)
+	ctx := t.Context()
+	role := "auth/approle/role/dpkeyring-relogin-" + randomHex(t, 4)
+	if _, err := root.Logical().WriteWithContext(ctx, role, map[string]any{
+		"token_policies": "dpkeyring-approle-test", "token_ttl": "2s", "token_max_ttl": "3s",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rid, err := root.Logical().ReadWithContext(ctx, role+"/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := root.Logical().WriteWithContext(ctx, role+"/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := vaultstore.Config{Address: addr, Auth: vaultstore.AuthAppRole,
+		RoleID: rid.Data["role_id"].(string), SecretID: sid.Data["secret_id"].(string),
+		Prefix: "approle-test/" + randomHex(t, 8)}
+	s := mustOpen(t, cfg)
+	e, _ := keyElement(t)
+	mustAppend(t, s, "r", e)
+	time.Sleep(7 * time.Second)
+	if _, err := s.List(ctx, "r"); err != nil {
+		t.Errorf("List 7 s after login with 3 s max-TTL tokens: %v (no re-login)", err)
+	}
+	if err := s.Err(); err != nil {
+		t.Errorf("Err = %v after re-login", err)
+	}
+}
+
+// TestForeignIndented checks that an element secret written by another program in file form
+// (declaration, indentation) is listed in compact form under its ASP.NET Core name.
+func TestForeignIndented(t *testing.T) {
+	cfg := testConfig(t)
+	s := mustOpen(t, cfg)
+	e, _ := keyElement(t)
+	file, err := keyring.FileXML(e.XML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Mount + "/data/" + cfg.Prefix + "/rings/r/elements/some-other-name"
+	if _, err := rootClient(t).Logical().WriteWithContext(t.Context(), p, map[string]any{
+		"data": map[string]any{"xml": string(file)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustList(t, s, "r").Elements; !cmp.Equal(got, []store.Element{e}) {
+		t.Errorf("foreign file-form element (-want +got):\n%s", cmp.Diff([]store.Element{e}, got))
 	}
 }
