@@ -71,6 +71,10 @@ start_node() {
     log "reusing $kind on $port (pid $(cat "$dir/redis.pid"))"
     return 0
   fi
+  if ping "$port"; then
+    log "port $port already serves a Redis that $state did not start; stop it or use other servers"
+    return 1
+  fi
   mkdir -p "$dir/data"
   rm -f "$dir/redis.pid"
   local args=()

@@ -198,7 +198,7 @@ func (s *server) wait(t testing.TB) {
 		}
 		select {
 		case <-s.exited:
-			t.Fatalf("dpkeyring serve exited before listening; log:\n%s", logs)
+			t.Fatalf("dpkeyring serve exited (%v) before listening; log:\n%s\nstdout:\n%s", s.cmd.ProcessState, s.logs(), s.stdout())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -213,6 +213,11 @@ func (s *server) wait(t testing.TB) {
 	for _, m := range tokenLineRE.FindAllStringSubmatch(string(b), -1) {
 		s.tokens[m[1]] = m[2]
 	}
+}
+
+func (s *server) stdout() string {
+	b, _ := os.ReadFile(s.stdoutPath)
+	return string(b)
 }
 
 func (s *server) logs() string {

@@ -8,6 +8,7 @@ package rotation
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,8 +148,11 @@ func (r *Rotator) lock(ctx context.Context) (store.Lease, error) {
 	}
 	deadline := time.Now().Add(wait)
 	delay := 20 * time.Millisecond
+	// Each call is a writer of its own: with the shared Owner, a concurrent Rotate or Revoke of
+	// the same process would renew (and so share) this lease, and both would write.
+	owner := r.Owner + "/" + rand.Text()
 	for {
-		lease, err := r.Store.Lock(ctx, r.Ring, r.Owner, ttl)
+		lease, err := r.Store.Lock(ctx, r.Ring, owner, ttl)
 		if err == nil {
 			return lease, nil
 		}

@@ -127,3 +127,40 @@ func TestListKey(t *testing.T) {
 		t.Errorf("ListKey(default) with prefix P = %q", got)
 	}
 }
+
+// FuzzParseURL feeds arbitrary specs to ParseURL: it must not panic, a spec it accepts must
+// validate, and the config must never print the password.
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{
+		"redis://127.0.0.1:6379/0?key=DataProtection-Keys",
+		"rediss://u:pw@h:6380/1?tls_ca_file=/ca.pem&wait_replicas=1&wait_timeout=3s",
+		"redis+sentinel://s1:26379,s2:26379/dpk/2?ring=shop&key=Shop-Keys",
+		"redis+cluster://n1:7000,n2:7001?prefix=DP&username=app",
+		"redis://[::1]:6379", "redis://h?ring=x", "redis+sentinel://h", "rediss+cluster://h:1/0",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		u, err := url.Parse(spec)
+		if err != nil {
+			return
+		}
+		cfg, err := redisstore.ParseURL(u, func(string) string { return "" })
+		if err != nil {
+			if !errors.Is(err, store.ErrInvalidSpec) {
+				t.Fatalf("ParseURL(%q) error %v does not wrap ErrInvalidSpec", spec, err)
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("ParseURL(%q) accepted a config that does not validate: %v", spec, err)
+		}
+		// The printed form depends on the passwords only through the REDACTED markers.
+		bare := cfg
+		bare.Password, bare.SentinelPassword = "", ""
+		printed := strings.NewReplacer(" password=REDACTED", "", " sentinel_password=REDACTED", "").Replace(cfg.String())
+		if printed != bare.String() {
+			t.Fatalf("String() of %q depends on the password: %q vs %q", spec, printed, bare.String())
+		}
+	})
+}
