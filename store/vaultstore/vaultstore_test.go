@@ -420,6 +420,7 @@ func createToken(t *testing.T, ttl, maxTTL string) string {
 // that TTL (the LifetimeWatcher renews it), and that a token reaching its max TTL is reported
 // by Err.
 func TestTokenRenewal(t *testing.T) {
+	t.Parallel() // mostly sleeps
 	if testing.Short() {
 		t.Skip("waits several seconds")
 	}
@@ -538,6 +539,7 @@ func TestCreateOnlyPolicy(t *testing.T) {
 // TestAppRoleRelogin uses an AppRole whose tokens live 3 seconds at most: past that the store
 // must have logged in again by itself.
 func TestAppRoleRelogin(t *testing.T) {
+	t.Parallel() // mostly sleeps
 	if testing.Short() {
 		t.Skip("waits several seconds")
 	}
