@@ -10,6 +10,8 @@
 #                                  `export KEYRING_TEST_REDIS_...=...` lines on stdout
 #   .ci/redis.sh stop STATE_DIR    kill exactly the pids recorded in STATE_DIR, remove its files
 #
+# DPKEYRING_REDIS_PORT_OFFSET=N shifts all ports by N (run it with the same N for stop).
+#
 # Every node lives in STATE_DIR/<port>/: its data directory (no persistence: no RDB save points,
 # no AOF; a Cluster node keeps only its nodes.conf), redis.pid, redis.log and `args`, the exact
 # redis-server arguments one per line, so a failover test that killed a node can start it again
@@ -29,12 +31,16 @@ mkdir -p "$2"
 state=$(cd "$2" && pwd)
 
 host=127.0.0.1
-standalone_port=16379
-sentinel_master_port=16380
-sentinel_replica_port=16381
-sentinel_ports=(26380 26381 26382)
+# DPKEYRING_REDIS_PORT_OFFSET (default 0) shifts every port, so that two checkouts can run
+# their servers side by side (for example 100: 16479, 16480, ...).
+off=${DPKEYRING_REDIS_PORT_OFFSET:-0}
+standalone_port=$((16379 + off))
+sentinel_master_port=$((16380 + off))
+sentinel_replica_port=$((16381 + off))
+sentinel_ports=($((26380 + off)) $((26381 + off)) $((26382 + off)))
 sentinel_master_name=dpk
-cluster_ports=(17000 17001 17002 17003 17004 17005)
+cluster_ports=()
+for i in 0 1 2 3 4 5; do cluster_ports+=($((17000 + off + i))); done
 all_ports=("$standalone_port" "$sentinel_master_port" "$sentinel_replica_port" "${sentinel_ports[@]}" "${cluster_ports[@]}")
 
 restarted=()
