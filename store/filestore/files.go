@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // locked runs fn holding the exclusive OS lock (flock) of the ring in dir, creating the ring
@@ -27,17 +26,11 @@ func (s *Store) locked(ring, dir string, fn func() error) error {
 		return pathError("opening the ring lock", path, "write", err)
 	}
 	defer f.Close()
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock(f); err != nil {
 		return fmt.Errorf("filestore: locking %s: %w", path, err)
 	}
 	// Closing the file releases the lock; unlock explicitly anyway, before the close.
-	defer func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }()
+	defer funlock(f)
 	return fn()
 }
 

@@ -12,11 +12,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/dpkeyring/dpkeyring/keyring"
@@ -118,31 +118,15 @@ type fileID struct {
 	mtime, ctime int64 // nanoseconds
 }
 
-// statID returns the identity of the regular file de; ok is false for anything else.
-func statID(de fs.DirEntry) (fileID, bool) {
-	if !de.Type().IsRegular() {
-		return fileID{}, false
-	}
-	fi, err := de.Info()
-	if err != nil {
-		return fileID{}, false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{}, false
-	}
-	return fileID{
-		dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size,
-		mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(),
-	}, true
-}
-
 // Open opens the file store rooted at cfg.Dir, creating the directory (0700) if it does not
 // exist. It returns an error wrapping [store.ErrPermission] if the directory cannot be created
 // or is not accessible.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if !flockSupported {
+		return nil, fmt.Errorf("filestore: OS file locking (flock) is not supported on %s", runtime.GOOS)
 	}
 	root := filepath.Clean(cfg.dir())
 	if err := os.MkdirAll(root, 0o700); err != nil {

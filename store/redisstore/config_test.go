@@ -27,24 +27,24 @@ func TestParseURL(t *testing.T) {
 		spec string
 		want redisstore.Config
 	}{
-		{"redis://127.0.0.1:6379", redisstore.Config{Mode: redisstore.ModeStandalone, Addrs: []string{"127.0.0.1:6379"}, Password: "fromenv", WaitReplicas: -1}},
+		{"redis://127.0.0.1:6379", redisstore.Config{Mode: redisstore.ModeStandalone, Addrs: []string{"127.0.0.1:6379"}, Password: "fromenv"}},
 		{"redis://host/2?key=DP-Keys&wait_replicas=0", redisstore.Config{
 			Mode: redisstore.ModeStandalone, Addrs: []string{"host:6379"}, DB: 2, Password: "fromenv",
-			Keys: map[string]string{"default": "DP-Keys"},
+			Keys: map[string]string{"default": "DP-Keys"}, WaitReplicas: redisstore.WaitNone,
 		}},
 		{"redis://app@h:1?password_file=" + pwFile + "&key=K&ring=shop&prefix=P", redisstore.Config{
 			Mode: redisstore.ModeStandalone, Addrs: []string{"h:1"}, Username: "app", Password: "s3cret",
-			KeyPrefix: "P", Keys: map[string]string{"shop": "K"}, WaitReplicas: -1,
+			KeyPrefix: "P", Keys: map[string]string{"shop": "K"},
 		}},
-		{"redis://u:inline@h:1", redisstore.Config{Mode: redisstore.ModeStandalone, Addrs: []string{"h:1"}, Username: "u", Password: "inline", WaitReplicas: -1}},
+		{"redis://u:inline@h:1", redisstore.Config{Mode: redisstore.ModeStandalone, Addrs: []string{"h:1"}, Username: "u", Password: "inline"}},
 		{"rediss://h:6380?tls_ca_file=/ca.pem&tls_server_name=redis.internal&wait_timeout=5s&dial_timeout=1s", redisstore.Config{
 			Mode: redisstore.ModeStandalone, Addrs: []string{"h:6380"}, Password: "fromenv", TLS: true,
-			TLSCAFile: "/ca.pem", TLSServerName: "redis.internal", WaitReplicas: -1,
+			TLSCAFile: "/ca.pem", TLSServerName: "redis.internal",
 			WaitTimeout: 5 * time.Second, DialTimeout: time.Second,
 		}},
 		{"redis+sentinel://s2,s1:26380/mymaster/3?sentinel_password_file=" + pwFile, redisstore.Config{
 			Mode: redisstore.ModeSentinel, Addrs: []string{"s2:26379", "s1:26380"}, MasterName: "mymaster", DB: 3,
-			Password: "fromenv", SentinelPassword: "s3cret", WaitReplicas: -1,
+			Password: "fromenv", SentinelPassword: "s3cret",
 		}},
 		{"rediss+cluster://n1:7000,n2:7001?tls_insecure_skip_verify=true&wait_replicas=2", redisstore.Config{
 			Mode: redisstore.ModeCluster, Addrs: []string{"n1:7000", "n2:7001"}, Password: "fromenv",
@@ -126,4 +126,41 @@ func TestListKey(t *testing.T) {
 	if got := cfg.ListKey("default"); got != "P" {
 		t.Errorf("ListKey(default) with prefix P = %q", got)
 	}
+}
+
+// FuzzParseURL feeds arbitrary specs to ParseURL: it must not panic, a spec it accepts must
+// validate, and the config must never print the password.
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{
+		"redis://127.0.0.1:6379/0?key=DataProtection-Keys",
+		"rediss://u:pw@h:6380/1?tls_ca_file=/ca.pem&wait_replicas=1&wait_timeout=3s",
+		"redis+sentinel://s1:26379,s2:26379/dpk/2?ring=shop&key=Shop-Keys",
+		"redis+cluster://n1:7000,n2:7001?prefix=DP&username=app",
+		"redis://[::1]:6379", "redis://h?ring=x", "redis+sentinel://h", "rediss+cluster://h:1/0",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		u, err := url.Parse(spec)
+		if err != nil {
+			return
+		}
+		cfg, err := redisstore.ParseURL(u, func(string) string { return "" })
+		if err != nil {
+			if !errors.Is(err, store.ErrInvalidSpec) {
+				t.Fatalf("ParseURL(%q) error %v does not wrap ErrInvalidSpec", spec, err)
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("ParseURL(%q) accepted a config that does not validate: %v", spec, err)
+		}
+		// The printed form depends on the passwords only through the REDACTED markers.
+		bare := cfg
+		bare.Password, bare.SentinelPassword = "", ""
+		printed := strings.NewReplacer(" password=REDACTED", "", " sentinel_password=REDACTED", "").Replace(cfg.String())
+		if printed != bare.String() {
+			t.Fatalf("String() of %q depends on the password: %q vs %q", spec, printed, bare.String())
+		}
+	})
 }

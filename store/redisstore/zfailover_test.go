@@ -76,13 +76,19 @@ func TestZFailoverCluster(t *testing.T) {
 	w := redis.NewClient(&redis.Options{Addr: witness, DisableIdentity: true})
 	t.Cleanup(func() { _ = w.Close() })
 	testFailover(t, cfg, stateDir, before, func() bool {
-		slots, err := w.ClusterSlots(ctx).Result()
+		shards, err := w.ClusterShards(ctx).Result()
 		if err != nil {
 			return false
 		}
-		for _, s := range slots {
-			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
-				return s.Nodes[0].Addr != before
+		for _, sh := range shards {
+			for _, r := range sh.Slots {
+				if r.Start <= slot && slot <= r.End {
+					for _, n := range sh.Nodes {
+						if n.Role == "master" && n.Health == "online" {
+							return fmt.Sprintf("%s:%d", n.IP, n.Port) != before
+						}
+					}
+				}
 			}
 		}
 		return false
@@ -149,8 +155,22 @@ func testFailover(t *testing.T, cfg redisstore.Config, stateDir, victim string, 
 	waitFor(t, "30 acknowledged appends", 30*time.Second, func() bool { return ackedCount() >= 30 })
 	_, port, _ := strings.Cut(victim, ":")
 	dir := filepath.Join(stateDir, port)
+	// Make the replica miss writes: freeze it, cut its replication link on the master (so
+	// the master sends it nothing more), let the master take writes for a moment, then kill
+	// the master and thaw the replica, which gets promoted without those writes. None of the
+	// appends made meanwhile may have been acknowledged. (Without WAIT they are, and lost.)
+	replicaDir := filepath.Join(stateDir, replicaPort(t, victim))
+	signal(t, replicaDir, syscall.SIGSTOP)
+	t.Cleanup(func() { signal(t, replicaDir, syscall.SIGCONT) })
+	m := redis.NewClient(&redis.Options{Addr: victim, DisableIdentity: true})
+	if err := m.ClientKillByFilter(ctx, "TYPE", "replica").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_ = m.Close()
+	time.Sleep(300 * time.Millisecond)
 	killed := time.Now()
 	kill(t, dir)
+	signal(t, replicaDir, syscall.SIGCONT)
 	ackedAtKill := ackedCount()
 	waitFor(t, "the failover", 60*time.Second, failedOver)
 	t.Logf("failover after %s; %d appends acknowledged before the kill", time.Since(killed).Round(time.Millisecond), ackedAtKill)
@@ -205,8 +225,30 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	}
 }
 
-// kill sends SIGKILL to the redis-server whose pid .ci/redis.sh recorded in dir.
-func kill(t *testing.T, dir string) {
+// replicaPort returns the port of the (first) replica connected to the master at addr.
+func replicaPort(t *testing.T, addr string) string {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+	defer func() { _ = c.Close() }()
+	info, err := c.Info(context.Background(), "replication").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "slave0:"); ok {
+			for kv := range strings.SplitSeq(v, ",") {
+				if p, ok := strings.CutPrefix(kv, "port="); ok {
+					return p
+				}
+			}
+		}
+	}
+	t.Fatalf("master %s has no replica:\n%s", addr, info)
+	return ""
+}
+
+// recordedPid returns the pid .ci/redis.sh recorded in dir, checking it is a redis-server.
+func recordedPid(t *testing.T, dir string) int {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "redis.pid"))
 	if err != nil {
@@ -220,6 +262,20 @@ func kill(t *testing.T, dir string) {
 	if err != nil || !strings.Contains(string(cmdline), "redis-server") {
 		t.Fatalf("pid %d from %s is not a running redis-server (%v)", pid, dir, err)
 	}
+	return pid
+}
+
+func signal(t *testing.T, dir string, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(recordedPid(t, dir), sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kill sends SIGKILL to the redis-server whose pid .ci/redis.sh recorded in dir.
+func kill(t *testing.T, dir string) {
+	t.Helper()
+	pid := recordedPid(t, dir)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

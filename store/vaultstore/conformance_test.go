@@ -11,6 +11,8 @@ import (
 	"github.com/dpkeyring/dpkeyring/store/vaultstore"
 )
 
+var _ storetest.Store = (*vaultstore.Store)(nil)
+
 func TestMain(m *testing.M) {
 	storetest.MaybeRunChild(openSpec)
 	os.Exit(m.Run())

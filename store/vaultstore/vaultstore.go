@@ -39,7 +39,7 @@ type Store struct {
 
 	// cache holds element contents by ring and secret name. Elements are immutable (written
 	// with cas=0, never deleted; Rewrap changes only the ciphertext), so List reads each element
-	// secret once per Store and afterwards only the counter and the listing.
+	// secret once per Store and afterwards only the listing and new elements.
 	mu    sync.Mutex
 	cache map[string]map[string]*stored
 }
@@ -118,9 +118,6 @@ func (s *Store) Close() error {
 // no renewal), else why renewal or re-login failed (for example a token that reached its max
 // TTL). It is meant for readiness checks; operations fail on their own once the token is gone.
 func (s *Store) Err() error { return s.auth.err() }
-
-// Client returns the underlying vault/api client, for diagnostics and tests.
-func (s *Store) Client() *api.Client { return s.client }
 
 // elementNames lists the secrets under the ring's elements folder.
 func (s *Store) elementNames(ctx context.Context, ring string) ([]string, error) {
@@ -313,7 +310,11 @@ func (s *Store) readElement(ctx context.Context, ring, key string) (*stored, err
 	if it.xml == nil {
 		return it, nil
 	}
-	// Written by something else: name it the way ASP.NET Core would, deterministically.
+	// Written by something else: list it in compact form, named the way ASP.NET Core would, or
+	// deterministically from its bytes.
+	if c, err := keyring.CompactXML(it.xml); err == nil {
+		it.xml = c
+	}
 	if n, err := keyring.ElementName(it.xml); err == nil {
 		it.name = n
 	} else if store.ValidElementName(key) != nil {

@@ -420,6 +420,7 @@ func createToken(t *testing.T, ttl, maxTTL string) string {
 // that TTL (the LifetimeWatcher renews it), and that a token reaching its max TTL is reported
 // by Err.
 func TestTokenRenewal(t *testing.T) {
+	t.Parallel() // mostly sleeps
 	if testing.Short() {
 		t.Skip("waits several seconds")
 	}
@@ -538,6 +539,7 @@ func TestCreateOnlyPolicy(t *testing.T) {
 // TestAppRoleRelogin uses an AppRole whose tokens live 3 seconds at most: past that the store
 // must have logged in again by itself.
 func TestAppRoleRelogin(t *testing.T) {
+	t.Parallel() // mostly sleeps
 	if testing.Short() {
 		t.Skip("waits several seconds")
 	}
@@ -573,5 +575,26 @@ func TestAppRoleRelogin(t *testing.T) {
 	}
 	if err := s.Err(); err != nil {
 		t.Errorf("Err = %v after re-login", err)
+	}
+}
+
+// TestForeignIndented checks that an element secret written by another program in file form
+// (declaration, indentation) is listed in compact form under its ASP.NET Core name.
+func TestForeignIndented(t *testing.T) {
+	cfg := testConfig(t)
+	s := mustOpen(t, cfg)
+	e, _ := keyElement(t)
+	file, err := keyring.FileXML(e.XML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Mount + "/data/" + cfg.Prefix + "/rings/r/elements/some-other-name"
+	if _, err := rootClient(t).Logical().WriteWithContext(t.Context(), p, map[string]any{
+		"data": map[string]any{"xml": string(file)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustList(t, s, "r").Elements; !cmp.Equal(got, []store.Element{e}) {
+		t.Errorf("foreign file-form element (-want +got):\n%s", cmp.Diff([]store.Element{e}, got))
 	}
 }
