@@ -349,6 +349,7 @@ func TestStoreDownVault(t *testing.T) {
 			t.Fatalf("vault %s: %d %s", r.url, resp.status, resp.body)
 		}
 	}
+	t.Run("never loaded", func(t *testing.T) { testNeverLoaded(t, addr, "e2e-root") })
 	testStoreDown(t, vaultBackend(t, addr, "e2e-root", "e2e"), stop)
 }
 
@@ -480,5 +481,46 @@ func testStoreDown(t *testing.T, b backend, killStore func()) {
 		}
 		codes.expectError(t, "rotate with the store down", mustDo(t, request{method: "POST", url: s.url + "/v1/rings/" + ring + "/rotate", token: rs.admin}),
 			http.StatusServiceUnavailable, "store_unavailable")
+	}
+}
+
+// testNeverLoaded starts a server whose Vault token may read but not write: it cannot create the
+// first key of its empty ring, so it must never serve it (503 ring_unavailable), must not be
+// ready, and must refuse writes (503 store_unavailable).
+func testNeverLoaded(t *testing.T, addr, root string) {
+	prefix := randomName(t, "dpk-e2e-ro-")
+	vault := func(method, path, body string) response {
+		t.Helper()
+		r := mustDo(t, request{method: method, url: addr + path, body: body, header: map[string]string{"X-Vault-Token": root}})
+		if r.status/100 != 2 {
+			t.Fatalf("vault %s %s: %d %s", method, path, r.status, r.body)
+		}
+		return r
+	}
+	policy := fmt.Sprintf("path \"secret/data/%s/*\" { capabilities = [\"read\", \"list\"] }\n"+
+		"path \"secret/metadata/%s/*\" { capabilities = [\"read\", \"list\"] }\n", prefix, prefix)
+	body, _ := json.Marshal(map[string]string{"policy": policy})
+	vault("PUT", "/v1/sys/policies/acl/"+prefix, string(body))
+	var tok struct {
+		Auth struct {
+			ClientToken string `json:"client_token"`
+		} `json:"auth"`
+	}
+	decodeJSON(t, vault("POST", "/v1/auth/token/create", `{"policies":["`+prefix+`"],"ttl":"10m"}`), &tok)
+	host := strings.TrimPrefix(addr, "http://")
+	s := startServer(t, serverOptions{env: []string{"VAULT_TOKEN=" + tok.Auth.ClientToken},
+		args: []string{"--store", "vault://" + host + "/secret/" + prefix + "?timeout=5s", "--ring", "ro"}})
+	codes := &codeSet{}
+	codes.expectError(t, "GET a ring never loaded", mustDo(t, request{url: s.url + "/v1/rings/ro/keys", token: s.tokens["node"]}),
+		http.StatusServiceUnavailable, "ring_unavailable")
+	codes.expectError(t, "rotate without write permission", mustDo(t, request{method: "POST", url: s.url + "/v1/rings/ro/rotate", token: s.tokens["admin"]}),
+		http.StatusServiceUnavailable, "store_unavailable")
+	r := mustDo(t, request{url: s.url + "/readyz"})
+	var ready struct {
+		Code string `json:"code"`
+	}
+	decodeJSON(t, r, &ready)
+	if r.status != http.StatusServiceUnavailable || ready.Code != "not_ready" {
+		t.Errorf("/readyz with a ring never loaded: %d %s", r.status, r.body)
 	}
 }
