@@ -88,6 +88,12 @@ type replicas struct {
 // holding a copy of the same tokens file.
 func startReplicas(t testing.TB, b backend, n int, ring string) *replicas {
 	t.Helper()
+	return startReplicasArgs(t, b, n, ring)
+}
+
+// startReplicasArgs is startReplicas with extra serve flags.
+func startReplicasArgs(t testing.TB, b backend, n int, ring string, extra ...string) *replicas {
+	t.Helper()
 	first := t.TempDir()
 	rs := &replicas{ring: ring}
 	rs.admin = createToken(t, first, "admin", "e2e-admin")
@@ -105,7 +111,7 @@ func startReplicas(t testing.TB, b backend, n int, ring string) *replicas {
 			}
 		}
 		rs.servers = append(rs.servers, startServerAsync(t, serverOptions{data: data, env: b.env,
-			args: []string{"--store", b.spec, "--ring", ring}}))
+			args: append([]string{"--store", b.spec, "--ring", ring}, extra...)}))
 	}
 	for _, s := range rs.servers {
 		s.wait(t)
@@ -522,5 +528,60 @@ func testNeverLoaded(t *testing.T, addr, root string) {
 	decodeJSON(t, r, &ready)
 	if r.status != http.StatusServiceUnavailable || ready.Code != "not_ready" {
 		t.Errorf("/readyz with a ring never loaded: %d %s", r.status, r.body)
+	}
+}
+
+// TestSchedulerAndCronRedis: 3 replicas running the built-in scheduler every second plus 10
+// concurrent "dpkeyring rotate --store" cron runs against the store directly: when a key falls
+// due, exactly one is created.
+func TestSchedulerAndCronRedis(t *testing.T) {
+	t.Parallel()
+	b := envRedis(t)
+	ring := randomName(t, "sched-")
+	rs := startReplicasArgs(t, b, 3, ring, "--rotate-interval", "1s")
+	st := openStore(t, b)
+	r, _ := ringKeys(t, st, ring)
+	if n := len(r.Keys()); n != 1 {
+		t.Fatalf("3 replicas starting at once wrote %d keys, want 1", n)
+	}
+	rev := keyring.Revocation{Date: time.Now().UTC(), KeyID: r.Keys()[0].ID, Reason: "e2e: make a key due"}
+	xml, err := keyring.MarshalRevocation(rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(t.Context(), ring, store.Element{Name: keyring.RevocationName(rev), XML: xml}, 0); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	results := make([]string, 10)
+	for i := range results {
+		wg.Go(func() {
+			out, errOut, code := runCLI(t, nil, "rotate", "--store", b.spec, "--ring", ring, "--json")
+			results[i] = fmt.Sprintf("exit %d %s%s", code, strings.TrimSpace(out), strings.TrimSpace(errOut))
+		})
+	}
+	wg.Wait()
+	// Give the schedulers a few more ticks, then the ring must hold exactly one new key.
+	time.Sleep(3 * time.Second)
+	r, _ = ringKeys(t, st, ring)
+	if n := len(r.Keys()); n != 2 {
+		t.Errorf("after the key fell due under 3 schedulers and 10 cron runs the store holds %d keys, want 2; cron runs: %q", n, results)
+	}
+	if _, err := r.DefaultKey(time.Now()); err != nil {
+		t.Errorf("no default key: %v", err)
+	}
+	created := 0
+	for _, s := range rs.servers {
+		if s.logged("key created", "by", "scheduler") {
+			created++
+		}
+	}
+	for _, res := range results {
+		if strings.Contains(res, `"result":"created"`) {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d writers report creating the key, want 1; cron runs: %q", created, results)
 	}
 }
