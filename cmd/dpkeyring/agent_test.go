@@ -88,10 +88,15 @@ func checkFolder(tb testing.TB, dir string, served map[string][]byte, extra ...s
 	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
 		tb.Errorf("folder mode %v (%v), want 0700", fi.Mode().Perm(), err)
 	}
+	return r
+}
+
+// checkNoTemp checks that no temporary file is left in dir (call it once the agent stopped).
+func checkNoTemp(tb testing.TB, dir string) {
+	tb.Helper()
 	if tmp, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmp) != 0 {
 		tb.Errorf("temporary files left: %v", tmp)
 	}
-	return r
 }
 
 func TestAgentOnce(t *testing.T) {
@@ -118,6 +123,7 @@ func TestAgentOnce(t *testing.T) {
 		t.Fatalf("agent --once: exit %d\n%s", r.code, r.stderr)
 	}
 	ring := checkFolder(t, dir, served, filepath.Base(foreign))
+	checkNoTemp(t, dir)
 	if len(ring.Revocations()) != 1 || ring.Len() != 2 {
 		t.Errorf("folder ring: %d keys, %d revocations; want 2 and 1", ring.Len(), len(ring.Revocations()))
 	}
@@ -379,6 +385,7 @@ func TestAgentFollowsRotations(t *testing.T) {
 	if err := a.stop(t); err != nil {
 		t.Errorf("agent stop: %v, want nil", err)
 	}
+	checkNoTemp(t, dir)
 	assertNoSecrets(t, s.data, []string{admin, node}, a.stderr.String())
 }
 
