@@ -110,6 +110,8 @@ func (c *cli) run(ctx context.Context, args []string) (err error) {
 		return c.importRing(ctx, rest)
 	case "export":
 		return c.exportRing(ctx, rest)
+	case "agent":
+		return c.agent(ctx, rest)
 	}
 	return usageErrorf("", "unknown command %q", cmd)
 }
@@ -120,6 +122,7 @@ var commandUsage = map[string]string{
 	"token":          tokenUsage,
 	"serve":          serveUsage,
 	"rotate":         rotateUsage,
+	"agent":          agentUsage,
 	"import":         importUsage,
 	"export":         exportUsage,
 	"token create":   tokenCreateUsage,

@@ -38,7 +38,8 @@ type WatchOptions struct {
 
 // Watch follows ring until ctx ends, and returns ctx's error. It calls onChange with the cached
 // document first (unless SkipCached; a service thus starts from its cache while the server is
-// down), then with every new version the long-poll brings. A failed request or an error
+// down), then with every new version the long-poll brings. The first request, and the first
+// after a failure, does not wait, so the server sees the client (X-Node-Id) at once. A failed request or an error
 // returned by onChange is retried with exponential backoff and jitter; after an onChange error
 // the same version is fetched and handed over again. onChange runs on Watch's goroutine.
 func (c *Client) Watch(ctx context.Context, ring string, onChange func(*RingDoc) error, opts WatchOptions) error {
@@ -62,7 +63,11 @@ func (c *Client) Watch(ctx context.Context, ring string, onChange func(*RingDoc)
 		}
 	}
 	backoff := opts.MinBackoff
+	// The first request, and the first after a failure, does not wait: the server records at
+	// once (in its node status) that this client is back and which version it holds.
+	quick := true
 	fail := func(err error) error {
+		quick = true
 		d := jitter(backoff)
 		backoff = min(2*backoff, opts.MaxBackoff)
 		if opts.OnError != nil {
@@ -79,7 +84,7 @@ func (c *Client) Watch(ctx context.Context, ring string, onChange func(*RingDoc)
 	}
 	for ctx.Err() == nil {
 		wait := opts.Wait
-		if have == "" {
+		if have == "" || quick {
 			wait = 0
 		}
 		doc, err := c.Poll(ctx, ring, have, wait)
@@ -106,7 +111,7 @@ func (c *Client) Watch(ctx context.Context, ring string, onChange func(*RingDoc)
 				opts.OnError(err, 0)
 			}
 		}
-		backoff = opts.MinBackoff
+		backoff, quick = opts.MinBackoff, false
 		if opts.OnContact != nil {
 			opts.OnContact(doc)
 		}
