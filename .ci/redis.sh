@@ -10,11 +10,14 @@
 #                                  `export KEYRING_TEST_REDIS_...=...` lines on stdout
 #   .ci/redis.sh stop STATE_DIR    kill exactly the pids recorded in STATE_DIR, remove its files
 #
+# DPKEYRING_REDIS_PORT_OFFSET=N shifts all ports by N (run it with the same N for stop).
+#
 # Every node lives in STATE_DIR/<port>/: its data directory (no persistence: no RDB save points,
 # no AOF; a Cluster node keeps only its nodes.conf), redis.pid, redis.log and `args`, the exact
 # redis-server arguments one per line, so a failover test that killed a node can start it again
 # the same way. `start` reuses nodes whose recorded pid is still alive, so running it again after
-# a test killed a node restarts just that node. Progress goes to stderr.
+# a test killed a node restarts just that node (unpromotable until it has synced: an empty node
+# promoted to master would wipe the data of the others). Progress goes to stderr.
 set -euo pipefail
 
 usage() {
@@ -28,13 +31,19 @@ mkdir -p "$2"
 state=$(cd "$2" && pwd)
 
 host=127.0.0.1
-standalone_port=16379
-sentinel_master_port=16380
-sentinel_replica_port=16381
-sentinel_ports=(26380 26381 26382)
+# DPKEYRING_REDIS_PORT_OFFSET (default 0) shifts every port, so that two checkouts can run
+# their servers side by side (for example 100: 16479, 16480, ...).
+off=${DPKEYRING_REDIS_PORT_OFFSET:-0}
+standalone_port=$((16379 + off))
+sentinel_master_port=$((16380 + off))
+sentinel_replica_port=$((16381 + off))
+sentinel_ports=($((26380 + off)) $((26381 + off)) $((26382 + off)))
 sentinel_master_name=dpk
-cluster_ports=(17000 17001 17002 17003 17004 17005)
+cluster_ports=()
+for i in 0 1 2 3 4 5; do cluster_ports+=($((17000 + off + i))); done
 all_ports=("$standalone_port" "$sentinel_master_port" "$sentinel_replica_port" "${sentinel_ports[@]}" "${cluster_ports[@]}")
+
+restarted=()
 
 log() { echo "redis.sh: $*" >&2; }
 
@@ -97,8 +106,20 @@ CONF
     args+=(--save '' --appendonly no)
   fi
   args+=("$@")
+  local guard=()
+  if [ -s "$dir/args" ] && [ "$kind" = server ] && [ "$port" != "$standalone_port" ]; then
+    # A restart (a test or a crash killed this node): it comes back empty, and must not be
+    # promoted before it has synced from the current master, or the others would resync
+    # from an empty node. Start it unpromotable; unguard() lifts that once it is in sync.
+    if [[ " $* " == *" --cluster-enabled "* ]]; then
+      guard=(--cluster-replica-no-failover yes)
+    else
+      guard=(--replica-priority 0)
+    fi
+    restarted+=("$port")
+  fi
   printf '%s\n' "${args[@]}" >"$dir/args"
-  redis-server "${args[@]}"
+  redis-server "${args[@]}" "${guard[@]}"
   wait_for "$kind on $port" 100 ping "$port"
   wait_for "pid file of $port" 50 test -s "$dir/redis.pid"
   log "started $kind on $port (pid $(cat "$dir/redis.pid"))"
@@ -118,6 +139,20 @@ sentinel_ready() {
   local p
   for p in "${sentinel_ports[@]}"; do
     redis-cli -h "$host" -p "$p" sentinel replicas "$sentinel_master_name" 2>/dev/null | grep -q '^ip$' || return 1
+  done
+}
+
+# unguard: make the restarted nodes promotable again once their replication link is up.
+unguard() {
+  local p
+  for p in "${restarted[@]}"; do
+    wait_for "restarted node $p to sync" 300 bash -c "redis-cli -h $host -p $p info replication | grep -q '^master_link_status:up'"
+    if grep -qx -- --cluster-enabled "$state/$p/args"; then
+      redis-cli -h "$host" -p "$p" config set cluster-replica-no-failover no >/dev/null
+    else
+      redis-cli -h "$host" -p "$p" config set replica-priority 100 >/dev/null
+    fi
+    log "node $p is in sync and promotable again"
   done
 }
 
@@ -169,6 +204,7 @@ start() {
 
   wait_for "Sentinel quorum and replica" 300 sentinel_ready
   wait_for "cluster_state:ok" 300 cluster_ok
+  unguard
   log "all Redis servers are up"
 
   local sentinels=() cluster=()

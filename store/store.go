@@ -14,7 +14,7 @@
 //	List(ctx, ring) (Snapshot, error)                       // every element, plus a version
 //	Append(ctx, ring, Element, Fence) (version, error)      // create-only, idempotent by name
 //	Lock(ctx, ring, owner, ttl) (Lease, error)              // lease lock with fencing token
-//	Unlock(ctx, ring, Lease) error
+//	Unlock(ctx, Lease) error
 //	Meta(ctx, ring) (Meta, error)                            // ring metadata with its version
 //	PutMeta(ctx, ring, data, expectVersion, Fence) (version, error) // compare-and-swap
 //	Rings(ctx) ([]string, error)                             // names of the rings present

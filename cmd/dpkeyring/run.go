@@ -106,6 +106,12 @@ func (c *cli) run(ctx context.Context, args []string) (err error) {
 		return c.serve(ctx, rest)
 	case "rotate":
 		return c.rotate(ctx, rest)
+	case "import":
+		return c.importRing(ctx, rest)
+	case "export":
+		return c.exportRing(ctx, rest)
+	case "agent":
+		return c.agent(ctx, rest)
 	}
 	return usageErrorf("", "unknown command %q", cmd)
 }
@@ -116,6 +122,9 @@ var commandUsage = map[string]string{
 	"token":          tokenUsage,
 	"serve":          serveUsage,
 	"rotate":         rotateUsage,
+	"agent":          agentUsage,
+	"import":         importUsage,
+	"export":         exportUsage,
 	"token create":   tokenCreateUsage,
 	"token list":     tokenListUsage,
 	"token revoke":   tokenRevokeUsage,

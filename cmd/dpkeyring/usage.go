@@ -15,6 +15,9 @@ Commands:
   serve            run the key-ring server (HTTP API, rotation, tokens)
   rotate           apply a ring's rotation policy once (cron), through a server or a store
   token            create, list and revoke the server's API tokens
+  agent            keep a key folder equal to a server's ring (beside each ASP.NET Core node)
+  import           copy a key ring (key folder, <repository> document, store) into a store
+  export           write a key ring as one <repository> document
   version          print the version
   help [command]   show this text, or a command's usage
 

@@ -499,10 +499,11 @@ func TestAPI(t *testing.T) {
 	})
 
 	t.Run("documented errors", func(t *testing.T) {
-		// Produced elsewhere: store_unavailable and not_ready by the store-down tests; not
-		// reachable through the API on a healthy file store: conflict (an element name reused
-		// with other bytes), internal, timeout, ring_unavailable (a ring never loaded; the
-		// server creates the first key before it listens). httpapi's unit tests cover those.
+		// Produced elsewhere: store_unavailable, not_ready and ring_unavailable by the
+		// store-down tests (TestStoreDownVault/never_loaded: a ring the server could not create
+		// its first key in). Not reachable through the API on a healthy file store: conflict
+		// (an element name reused with other bytes), internal, timeout; httpapi's unit tests
+		// cover those.
 		elsewhere := []string{"store_unavailable", "not_ready", "conflict", "internal", "timeout", "ring_unavailable"}
 		documented := documentedCodes(t)
 		var missing []string

@@ -88,6 +88,12 @@ type replicas struct {
 // holding a copy of the same tokens file.
 func startReplicas(t testing.TB, b backend, n int, ring string) *replicas {
 	t.Helper()
+	return startReplicasArgs(t, b, n, ring)
+}
+
+// startReplicasArgs is startReplicas with extra serve flags.
+func startReplicasArgs(t testing.TB, b backend, n int, ring string, extra ...string) *replicas {
+	t.Helper()
 	first := t.TempDir()
 	rs := &replicas{ring: ring}
 	rs.admin = createToken(t, first, "admin", "e2e-admin")
@@ -105,7 +111,7 @@ func startReplicas(t testing.TB, b backend, n int, ring string) *replicas {
 			}
 		}
 		rs.servers = append(rs.servers, startServerAsync(t, serverOptions{data: data, env: b.env,
-			args: []string{"--store", b.spec, "--ring", ring}}))
+			args: append([]string{"--store", b.spec, "--ring", ring}, extra...)}))
 	}
 	for _, s := range rs.servers {
 		s.wait(t)
@@ -349,6 +355,7 @@ func TestStoreDownVault(t *testing.T) {
 			t.Fatalf("vault %s: %d %s", r.url, resp.status, resp.body)
 		}
 	}
+	t.Run("never loaded", func(t *testing.T) { testNeverLoaded(t, addr, "e2e-root") })
 	testStoreDown(t, vaultBackend(t, addr, "e2e-root", "e2e"), stop)
 }
 
@@ -480,5 +487,101 @@ func testStoreDown(t *testing.T, b backend, killStore func()) {
 		}
 		codes.expectError(t, "rotate with the store down", mustDo(t, request{method: "POST", url: s.url + "/v1/rings/" + ring + "/rotate", token: rs.admin}),
 			http.StatusServiceUnavailable, "store_unavailable")
+	}
+}
+
+// testNeverLoaded starts a server whose Vault token may read but not write: it cannot create the
+// first key of its empty ring, so it must never serve it (503 ring_unavailable), must not be
+// ready, and must refuse writes (503 store_unavailable).
+func testNeverLoaded(t *testing.T, addr, root string) {
+	prefix := randomName(t, "dpk-e2e-ro-")
+	vault := func(method, path, body string) response {
+		t.Helper()
+		r := mustDo(t, request{method: method, url: addr + path, body: body, header: map[string]string{"X-Vault-Token": root}})
+		if r.status/100 != 2 {
+			t.Fatalf("vault %s %s: %d %s", method, path, r.status, r.body)
+		}
+		return r
+	}
+	policy := fmt.Sprintf("path \"secret/data/%s/*\" { capabilities = [\"read\", \"list\"] }\n"+
+		"path \"secret/metadata/%s/*\" { capabilities = [\"read\", \"list\"] }\n", prefix, prefix)
+	body, _ := json.Marshal(map[string]string{"policy": policy})
+	vault("PUT", "/v1/sys/policies/acl/"+prefix, string(body))
+	var tok struct {
+		Auth struct {
+			ClientToken string `json:"client_token"`
+		} `json:"auth"`
+	}
+	decodeJSON(t, vault("POST", "/v1/auth/token/create", `{"policies":["`+prefix+`"],"ttl":"10m"}`), &tok)
+	host := strings.TrimPrefix(addr, "http://")
+	s := startServer(t, serverOptions{env: []string{"VAULT_TOKEN=" + tok.Auth.ClientToken},
+		args: []string{"--store", "vault://" + host + "/secret/" + prefix + "?timeout=5s", "--ring", "ro"}})
+	codes := &codeSet{}
+	codes.expectError(t, "GET a ring never loaded", mustDo(t, request{url: s.url + "/v1/rings/ro/keys", token: s.tokens["node"]}),
+		http.StatusServiceUnavailable, "ring_unavailable")
+	codes.expectError(t, "rotate without write permission", mustDo(t, request{method: "POST", url: s.url + "/v1/rings/ro/rotate", token: s.tokens["admin"]}),
+		http.StatusServiceUnavailable, "store_unavailable")
+	r := mustDo(t, request{url: s.url + "/readyz"})
+	var ready struct {
+		Code string `json:"code"`
+	}
+	decodeJSON(t, r, &ready)
+	if r.status != http.StatusServiceUnavailable || ready.Code != "not_ready" {
+		t.Errorf("/readyz with a ring never loaded: %d %s", r.status, r.body)
+	}
+}
+
+// TestSchedulerAndCronRedis: 3 replicas running the built-in scheduler every second plus 10
+// concurrent "dpkeyring rotate --store" cron runs against the store directly: when a key falls
+// due, exactly one is created.
+func TestSchedulerAndCronRedis(t *testing.T) {
+	t.Parallel()
+	b := envRedis(t)
+	ring := randomName(t, "sched-")
+	rs := startReplicasArgs(t, b, 3, ring, "--rotate-interval", "1s")
+	st := openStore(t, b)
+	r, _ := ringKeys(t, st, ring)
+	if n := len(r.Keys()); n != 1 {
+		t.Fatalf("3 replicas starting at once wrote %d keys, want 1", n)
+	}
+	rev := keyring.Revocation{Date: time.Now().UTC(), KeyID: r.Keys()[0].ID, Reason: "e2e: make a key due"}
+	xml, err := keyring.MarshalRevocation(rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(t.Context(), ring, store.Element{Name: keyring.RevocationName(rev), XML: xml}, 0); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	results := make([]string, 10)
+	for i := range results {
+		wg.Go(func() {
+			out, errOut, code := runCLI(t, nil, "rotate", "--store", b.spec, "--ring", ring, "--json")
+			results[i] = fmt.Sprintf("exit %d %s%s", code, strings.TrimSpace(out), strings.TrimSpace(errOut))
+		})
+	}
+	wg.Wait()
+	// Give the schedulers a few more ticks, then the ring must hold exactly one new key.
+	time.Sleep(3 * time.Second)
+	r, _ = ringKeys(t, st, ring)
+	if n := len(r.Keys()); n != 2 {
+		t.Errorf("after the key fell due under 3 schedulers and 10 cron runs the store holds %d keys, want 2; cron runs: %q", n, results)
+	}
+	if _, err := r.DefaultKey(time.Now()); err != nil {
+		t.Errorf("no default key: %v", err)
+	}
+	created := 0
+	for _, s := range rs.servers {
+		if s.logged("key created", "by", "scheduler") {
+			created++
+		}
+	}
+	for _, res := range results {
+		if strings.Contains(res, `"result":"created"`) {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d writers report creating the key, want 1; cron runs: %q", created, results)
 	}
 }

@@ -48,7 +48,7 @@ func IsSpec(s string) bool {
 		return false
 	}
 	switch scheme {
-	case "file", "redis", "rediss", "redis+sentinel", "redis+cluster", "vault", "vaults":
+	case "file", "redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster", "vault", "vaults":
 		return true
 	}
 	return false
@@ -72,7 +72,7 @@ func Open(ctx context.Context, spec string, getenv func(string) string) (Store, 
 			return nil, err
 		}
 		return filestore.Open(ctx, cfg)
-	case "redis", "rediss", "redis+sentinel", "redis+cluster":
+	case "redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster":
 		cfg, err := redisstore.ParseURL(u, getenv)
 		if err != nil {
 			return nil, err

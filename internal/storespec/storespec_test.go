@@ -20,6 +20,8 @@ func TestIsSpec(t *testing.T) {
 		{"rediss://localhost:6380", true},
 		{"redis+sentinel://a:26379,b:26379/mymaster", true},
 		{"redis+cluster://a:7000,b:7001", true},
+		{"rediss+sentinel://a:26379/m", true},
+		{"rediss+cluster://a:7000", true},
 		{"vault://127.0.0.1:8200/secret/dpkeyring", true},
 		{"./data/keys", false},
 		{"/var/keys/key-1.xml", false},

@@ -34,6 +34,10 @@ const (
 	EnvSentinelPassword = "DPKEYRING_REDIS_SENTINEL_PASSWORD"
 )
 
+// WaitNone as [Config.WaitReplicas] makes writes succeed without any replica's
+// acknowledgement (wait_replicas=0): a key may then be lost when the master fails.
+const WaitNone = -1
+
 // Mode is how the store reaches Redis.
 type Mode int
 
@@ -98,8 +102,9 @@ type Config struct {
 
 	// WaitReplicas is how many replicas must acknowledge each write (Redis WAIT) before it
 	// succeeds; a write they do not acknowledge within WaitTimeout fails with
-	// store.ErrUnavailable, so an acknowledged key survives a failover. Negative means
-	// automatic: 1 if the master has a connected replica when the store opens, else 0.
+	// store.ErrUnavailable, so an acknowledged key survives a failover. Zero means automatic:
+	// 1 if the master (every master, for Cluster) has a connected replica when the store
+	// opens, else none. [WaitNone] turns waiting off.
 	WaitReplicas int
 	// WaitTimeout bounds the WAIT; zero means [DefaultWaitTimeout].
 	WaitTimeout time.Duration
@@ -182,6 +187,9 @@ func (c Config) Validate() error {
 	if !c.TLS && (c.TLSCAFile != "" || c.TLSCertFile != "" || c.TLSServerName != "" || c.TLSInsecureSkipVerify) {
 		return bad("TLS options need TLS (use rediss://, rediss+sentinel:// or rediss+cluster://)")
 	}
+	if c.WaitReplicas < WaitNone {
+		return bad("WaitReplicas %d: want a count, 0 (automatic) or WaitNone", c.WaitReplicas)
+	}
 	if c.WaitTimeout < 0 || c.DialTimeout < 0 {
 		return bad("negative timeout")
 	}
@@ -243,7 +251,7 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 //	tls_ca_file=, tls_cert_file=, tls_key_file=, tls_server_name=
 //	tls_insecure_skip_verify=true   accept any certificate (tests only)
 //	wait_replicas=N          replicas that must acknowledge each write (default: 1 if the
-//	                         master has a replica, else 0)
+//	                         master has a replica, else none; 0: never wait)
 //	wait_timeout=DURATION    (default 2s)
 //	dial_timeout=DURATION    (default 5s)
 //
@@ -252,7 +260,7 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 // (USER:PASSWORD@) is accepted but discouraged: it ends up in shell history and process lists.
 // Errors wrap store.ErrInvalidSpec.
 func ParseURL(u *url.URL, getenv func(string) string) (Config, error) {
-	cfg := Config{WaitReplicas: -1}
+	var cfg Config
 	bad := func(format string, a ...any) (Config, error) {
 		return Config{}, fmt.Errorf("%w: redis: %s", store.ErrInvalidSpec, fmt.Sprintf(format, a...))
 	}
@@ -412,6 +420,9 @@ func ParseURL(u *url.URL, getenv func(string) string) (Config, error) {
 			return bad("wait_replicas=%q is not a number >= 0", v)
 		}
 		cfg.WaitReplicas = n
+		if n == 0 {
+			cfg.WaitReplicas = WaitNone
+		}
 	}
 	for _, d := range []struct {
 		name string

@@ -27,24 +27,24 @@ func TestParseURL(t *testing.T) {
 		spec string
 		want redisstore.Config
 	}{
-		{"redis://127.0.0.1:6379", redisstore.Config{Mode: redisstore.ModeStandalone, Addrs: []string{"127.0.0.1:6379"}, Password: "fromenv", WaitReplicas: -1}},
+		{"redis://127.0.0.1:6379", redisstore.Config{Mode: redisstore.ModeStandalone, Addrs: []string{"127.0.0.1:6379"}, Password: "fromenv"}},
 		{"redis://host/2?key=DP-Keys&wait_replicas=0", redisstore.Config{
 			Mode: redisstore.ModeStandalone, Addrs: []string{"host:6379"}, DB: 2, Password: "fromenv",
-			Keys: map[string]string{"default": "DP-Keys"},
+			Keys: map[string]string{"default": "DP-Keys"}, WaitReplicas: redisstore.WaitNone,
 		}},
 		{"redis://app@h:1?password_file=" + pwFile + "&key=K&ring=shop&prefix=P", redisstore.Config{
 			Mode: redisstore.ModeStandalone, Addrs: []string{"h:1"}, Username: "app", Password: "s3cret",
-			KeyPrefix: "P", Keys: map[string]string{"shop": "K"}, WaitReplicas: -1,
+			KeyPrefix: "P", Keys: map[string]string{"shop": "K"},
 		}},
-		{"redis://u:inline@h:1", redisstore.Config{Mode: redisstore.ModeStandalone, Addrs: []string{"h:1"}, Username: "u", Password: "inline", WaitReplicas: -1}},
+		{"redis://u:inline@h:1", redisstore.Config{Mode: redisstore.ModeStandalone, Addrs: []string{"h:1"}, Username: "u", Password: "inline"}},
 		{"rediss://h:6380?tls_ca_file=/ca.pem&tls_server_name=redis.internal&wait_timeout=5s&dial_timeout=1s", redisstore.Config{
 			Mode: redisstore.ModeStandalone, Addrs: []string{"h:6380"}, Password: "fromenv", TLS: true,
-			TLSCAFile: "/ca.pem", TLSServerName: "redis.internal", WaitReplicas: -1,
+			TLSCAFile: "/ca.pem", TLSServerName: "redis.internal",
 			WaitTimeout: 5 * time.Second, DialTimeout: time.Second,
 		}},
 		{"redis+sentinel://s2,s1:26380/mymaster/3?sentinel_password_file=" + pwFile, redisstore.Config{
 			Mode: redisstore.ModeSentinel, Addrs: []string{"s2:26379", "s1:26380"}, MasterName: "mymaster", DB: 3,
-			Password: "fromenv", SentinelPassword: "s3cret", WaitReplicas: -1,
+			Password: "fromenv", SentinelPassword: "s3cret",
 		}},
 		{"rediss+cluster://n1:7000,n2:7001?tls_insecure_skip_verify=true&wait_replicas=2", redisstore.Config{
 			Mode: redisstore.ModeCluster, Addrs: []string{"n1:7000", "n2:7001"}, Password: "fromenv",

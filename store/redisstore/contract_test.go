@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dpkeyring/dpkeyring/store"
+	"github.com/dpkeyring/dpkeyring/store/redisstore"
 )
 
 // The store contract itself is checked by storetest (conformance_test.go); these tests cover
@@ -61,4 +62,11 @@ func TestWaitReplicas(t *testing.T) {
 			}
 		})
 	}
+	t.Run("WaitNone", func(t *testing.T) {
+		cfg := sentinelConfig(t)
+		cfg.WaitReplicas = redisstore.WaitNone
+		if got := mustOpen(t, cfg).WaitReplicas(); got != 0 {
+			t.Errorf("WaitReplicas() with WaitNone = %d, want 0", got)
+		}
+	})
 }

@@ -57,17 +57,17 @@ var modes = []mode{
 
 func standaloneConfig(tb testing.TB) redisstore.Config {
 	v := requireEnv(tb, envAddr)
-	return redisstore.Config{Mode: redisstore.ModeStandalone, Addrs: []string{v[0]}, KeyPrefix: newPrefix(tb), WaitReplicas: -1}
+	return redisstore.Config{Mode: redisstore.ModeStandalone, Addrs: []string{v[0]}, KeyPrefix: newPrefix(tb)}
 }
 
 func sentinelConfig(tb testing.TB) redisstore.Config {
 	v := requireEnv(tb, envSentinelAddrs, envSentinelMaster)
-	return redisstore.Config{Mode: redisstore.ModeSentinel, Addrs: strings.Split(v[0], ","), MasterName: v[1], KeyPrefix: newPrefix(tb), WaitReplicas: -1}
+	return redisstore.Config{Mode: redisstore.ModeSentinel, Addrs: strings.Split(v[0], ","), MasterName: v[1], KeyPrefix: newPrefix(tb)}
 }
 
 func clusterConfig(tb testing.TB) redisstore.Config {
 	v := requireEnv(tb, envClusterAddrs)
-	return redisstore.Config{Mode: redisstore.ModeCluster, Addrs: strings.Split(v[0], ","), KeyPrefix: newPrefix(tb), WaitReplicas: -1}
+	return redisstore.Config{Mode: redisstore.ModeCluster, Addrs: strings.Split(v[0], ","), KeyPrefix: newPrefix(tb)}
 }
 
 // newPrefix returns a fresh key prefix, so runs never collide, and deletes its keys after the

@@ -127,8 +127,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = s.uc.Close()
 		return nil, err
 	}
-	s.waitReplicas = cfg.WaitReplicas
-	if s.waitReplicas < 0 {
+	switch s.waitReplicas = cfg.WaitReplicas; s.waitReplicas {
+	case WaitNone:
+		s.waitReplicas = 0
+	case 0:
 		n, err := s.minConnectedReplicas(ctx)
 		if err != nil {
 			_ = s.uc.Close()
