@@ -254,8 +254,20 @@ func TestImportDecryptsCertificateProtectedKeys(t *testing.T) {
 		t.Fatalf("without --cert the stored key should stay encrypted: %s", got)
 	}
 
-	dst2 := "file:" + t.TempDir()
+	dst2dir := t.TempDir()
+	dst2 := "file:" + dst2dir
 	sum := mustImport(t, dir, dst2, "--cert", certFile)
+	// The import is in the audit log the server keeps beside a file store, without secrets.
+	log, err := os.ReadFile(filepath.Join(dst2dir, "audit.log"))
+	if err != nil {
+		t.Fatalf("audit log: %v", err)
+	}
+	if !strings.Contains(string(log), `"action":"import"`) || !strings.Contains(string(log), "1 decrypted") {
+		t.Errorf("audit log lacks the import record: %s", log)
+	}
+	if strings.Contains(string(log), "<value>") || strings.Contains(string(log), "masterKey") {
+		t.Errorf("audit log holds key material: %s", log)
+	}
 	if diff := cmp.Diff([]keyring.KeyID{k.ID}, sum.Decrypted); diff != "" {
 		t.Errorf("decrypted (-want +got):\n%s", diff)
 	}

@@ -10,15 +10,17 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/dpkeyring/dpkeyring/internal/audit"
 	"github.com/dpkeyring/dpkeyring/internal/storespec"
 	"github.com/dpkeyring/dpkeyring/keyring"
 	"github.com/dpkeyring/dpkeyring/store"
 )
 
 const importUsage = `usage: dpkeyring import --from SOURCE --to SPEC [--ring R] [--from-ring R]
-                        [--cert FILE]... [--cert-password-file F] [--json]
+                        [--cert FILE]... [--cert-password-file F] [--audit-log FILE] [--json]
 
 Copies a key ring into a store without losing or altering any key. SOURCE is a node's key
 folder (the PersistKeysToFileSystem layout), one element file, a <repository> document (the
@@ -43,6 +45,8 @@ Flags:
   --cert FILE            certificate + private key (PEM or .pfx) to decrypt protected keys;
                          repeatable
   --cert-password-file F password of a .pfx file
+  --audit-log FILE       append an audit record of the import (JSON line) to FILE; default
+                         for a file: store, the server's DIR/audit.log; "-" for none
   --json                 print the summary as JSON
 `
 
@@ -151,6 +155,7 @@ func (c *cli) importRing(ctx context.Context, args []string) error {
 	fromRing := fs.String("from-ring", "", "")
 	var cf certFlags
 	cf.register(fs)
+	auditPath := fs.String("audit-log", "", "")
 	asJSON := fs.Bool("json", false, "")
 	pos, err := c.parseFlags(fs, importUsage, args)
 	if err != nil || pos == nil {
@@ -205,7 +210,11 @@ func (c *cli) importRing(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s: %s: %w", name, storespec.Redact(*to), err)
 	}
 	defer dst.Close()
-	if err := c.appendAll(ctx, dst, *ringName, prepared, &sum); err != nil {
+	appendErr := c.appendAll(ctx, dst, *ringName, prepared, &sum)
+	if err := c.auditImport(ctx, *auditPath, *to, &sum, appendErr); err != nil {
+		fmt.Fprintf(c.stderr, "dpkeyring: import: warning: audit log: %v\n", err)
+	}
+	if err := appendErr; err != nil {
 		return fmt.Errorf("%s: %s ring %s: %w (%d of %d elements written; running the import again resumes safely)",
 			name, storespec.Redact(*to), *ringName, err, sum.Added+sum.Present, len(prepared))
 	}
@@ -396,4 +405,38 @@ func sortedElements(in []store.Element) []store.Element {
 	out := append([]store.Element(nil), in...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// auditImport appends the import's audit record: to path, or for a file: store without a path
+// to the audit log the server keeps beside it (DIR/audit.log), or nowhere for "-".
+func (c *cli) auditImport(ctx context.Context, path, to string, sum *importSummary, importErr error) error {
+	if path == "-" {
+		return nil
+	}
+	if path == "" {
+		dir, ok := strings.CutPrefix(to, "file:")
+		if !ok {
+			return nil
+		}
+		dir = strings.TrimPrefix(dir, "//localhost")
+		dir = strings.TrimPrefix(dir, "//")
+		path = filepath.Join(dir, "audit.log")
+	}
+	l, err := audit.Open(path)
+	if err != nil {
+		return err
+	}
+	e := audit.Event{
+		Action: audit.ActionImport, Role: "cli", TokenName: "cli", Ring: sum.Ring, Result: audit.ResultOK,
+		Reason: fmt.Sprintf("from %s: %d elements, %d added, %d already present, %d decrypted", sum.From, sum.Elements, sum.Added, sum.Present, len(sum.Decrypted)),
+	}
+	if importErr != nil {
+		e.Result, e.Error = audit.ResultFailed, importErr.Error()
+	}
+	l.Record(ctx, e)
+	if err := l.Err(); err != nil {
+		l.Close()
+		return err
+	}
+	return l.Close()
 }

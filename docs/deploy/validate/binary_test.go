@@ -280,7 +280,28 @@ func (s *server) tokenFile(tb testing.TB, role, name string, rings ...string) st
 	if err := os.WriteFile(path, []byte(r.stdout), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	return path
+	// The running server re-reads the tokens file at most once a second.
+	token := strings.TrimSpace(r.stdout)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, err := http.NewRequest(http.MethodGet, s.url+"/v1/rings", nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return path
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the server does not accept the new %s token: GET /v1/rings answered %d", role, resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // keyFiles returns the key-*.xml files in dir.
