@@ -460,3 +460,34 @@ func TestAgentWritesASPNETCoreFileForm(t *testing.T) {
 	}
 	checkFolder(t, dir, servedElements(t, s.url, node))
 }
+
+// TestAgentReportsBrokenFolder: a foreign *.xml file that is not well-formed would make ASP.NET
+// Core fail the whole key ring; the agent leaves it, reports it in /healthz (503) and fails
+// --once.
+func TestAgentReportsBrokenFolder(t *testing.T) {
+	s := startServe(t, filepath.Join(t.TempDir(), "data"))
+	tf := writeTokenFile(t, s.tokens["node"])
+	dir := filepath.Join(t.TempDir(), "keys")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(dir, "notes.xml")
+	if err := os.WriteFile(broken, []byte("not xml"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, time.Now(), "", "agent", "--server", s.url, "--token-file", tf, "--dir", dir, "--once")
+	if r.code != 1 || !strings.Contains(r.stderr, "does not load as a key ring") {
+		t.Errorf("--once with a broken folder: exit %d\n%s", r.code, r.stderr)
+	}
+	a := startAgent(t, "--server", s.url, "--token-file", tf, "--dir", dir, "--health-addr", "127.0.0.1:0")
+	waitFor(t, 10*time.Second, func() bool { return a.logged(t, "synced") != nil })
+	m := a.logged(t, "health endpoint listening")
+	code, body := do(t, nil, "GET", m["url"].(string), "", "")
+	var h agentHealth
+	if code != 503 || json.Unmarshal([]byte(body), &h) != nil || h.OK || !strings.Contains(h.FolderError, "well-formed") {
+		t.Errorf("healthz with a broken folder: %d %s", code, body)
+	}
+	if b, _ := os.ReadFile(broken); string(b) != "not xml" {
+		t.Error("the agent changed a file it did not write")
+	}
+}
