@@ -49,8 +49,8 @@ reading the folder they have. Logs are JSON lines on stderr; tokens and keys are
 SIGINT or SIGTERM stops it.
 
 Exit codes: with --once 0 when the folder was synced, 1 on failure (server unreachable, an I/O
-error, or a file that differs from the served element; the folder is left as is), 2 on a bad
-command line. Without --once: 0 after SIGINT/SIGTERM, 1 if it cannot start.
+error, a file that differs from the served element, or a folder that does not load as a key ring
+because of a foreign file; the folder is left as is), 2 on a bad command line. Without --once: 0 after SIGINT/SIGTERM, 1 if it cannot start.
 
 Flags:
   --server URL             the dpkeyring server (default $DPKEYRING_SERVER)
@@ -67,7 +67,8 @@ Flags:
   --timeout D              with --once: give up after this long (default 30s)
   --health-addr HOST:PORT  serve GET /healthz: JSON with ok, the last sync and contact times,
                            the ring version held and the agent version; 200 when the server was
-                           reached within --health-max-age, else 503
+                           reached within --health-max-age and the folder loads as a key ring,
+                           else 503
   --health-file F          rewritten (JSON, same fields) after each successful contact with the
                            server (each long-poll answer: at least every --wait while healthy);
                            probes check its age
@@ -195,6 +196,7 @@ type agent struct {
 	lastContact time.Time // last successful answer of the server (or the state file's sync time)
 	lastError   string
 	conflicts   []string // files that differ from the served element
+	folderErr   string   // why the folder does not load as a key ring, or ""
 	failing     bool
 }
 
@@ -212,9 +214,13 @@ func (a *agent) syncOnce(ctx context.Context) error {
 		return fmt.Errorf("agent: ring %s: %w", a.flags.ring, err)
 	}
 	a.contact(doc)
-	if h := a.health(); len(h.Conflicts) > 0 {
+	h := a.health()
+	if len(h.Conflicts) > 0 {
 		return fmt.Errorf("agent: ring %s: %d file(s) differ from the served elements and were left as they are: %s",
 			a.flags.ring, len(h.Conflicts), strings.Join(h.Conflicts, ", "))
+	}
+	if h.FolderError != "" {
+		return fmt.Errorf("agent: ring %s: the folder does not load as a key ring: %s", a.flags.ring, h.FolderError)
 	}
 	return nil
 }
@@ -292,6 +298,7 @@ type agentHealth struct {
 	LastContact  time.Time `json:"last_contact,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
 	Conflicts    []string  `json:"conflicts,omitempty"`
+	FolderError  string    `json:"folder_error,omitempty"`
 	FilesWritten int       `json:"files_written"`
 	AgentVersion string    `json:"agent_version"`
 }
@@ -300,13 +307,14 @@ func (a *agent) health() agentHealth {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return agentHealth{
-		OK:           !a.lastContact.IsZero() && a.now().Sub(a.lastContact) <= a.flags.healthMaxAge,
+		OK:           !a.lastContact.IsZero() && a.now().Sub(a.lastContact) <= a.flags.healthMaxAge && a.folderErr == "",
 		Ring:         a.flags.ring,
 		RingVersion:  a.state.Version,
 		LastSync:     a.state.Synced,
 		LastContact:  a.lastContact,
 		LastError:    a.lastError,
 		Conflicts:    slices.Clone(a.conflicts),
+		FolderError:  a.folderErr,
 		FilesWritten: len(a.state.Written),
 		AgentVersion: versionString(),
 	}
@@ -389,8 +397,14 @@ func (a *agent) sync(doc *client.RingDoc) error {
 		}
 	}
 
+	folderErr := checkKeyFolder(dir)
+
 	a.mu.Lock()
 	prevVersion := a.state.Version
+	a.folderErr = ""
+	if folderErr != nil {
+		a.folderErr = folderErr.Error()
+	}
 	a.state.Server = a.flags.server
 	a.state.Version = doc.Version
 	a.state.Synced = a.now().UTC()
@@ -412,9 +426,32 @@ func (a *agent) sync(doc *client.RingDoc) error {
 	for _, n := range conflicts {
 		a.log.Error("file differs from the served element; left as is", "file", n)
 	}
+	if folderErr != nil {
+		a.log.Error("the folder does not load as a key ring; ASP.NET Core would fail to read it", "error", folderErr.Error())
+	}
 	a.log.Info("synced", "version", doc.Version, "previous_version", prevVersion, "elements", len(doc.Elements),
 		"files_created", len(written), "created", written, "conflicts", len(conflicts))
 	return nil
+}
+
+// checkKeyFolder loads the folder as ASP.NET Core's FileSystemXmlRepository and XmlKeyManager
+// do (every *.xml file at the top level, keyring.ParseElements): a file that is not well-formed
+// XML, an unreadable revocation or two keys with one id fail the whole ring there.
+func checkKeyFolder(dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.xml"))
+	if err != nil {
+		return err
+	}
+	elems := make([][]byte, 0, len(files))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		elems = append(elems, b)
+	}
+	_, err = keyring.ParseElements(elems, keyring.ParseOptions{})
+	return err
 }
 
 // agentSameElement reports whether the file at path holds the element (compared in compact form, as

@@ -430,3 +430,64 @@ func TestAgentStartsWithoutServer(t *testing.T) {
 	checkFolder(t, dir, servedElements(t, s2.url, node))
 	waitFor(t, 5*time.Second, func() bool { return a.logged(t, "server reachable again") != nil })
 }
+
+// TestAgentWritesASPNETCoreFileForm: a key file as ASP.NET Core's FileSystemXmlRepository wrote
+// it (testdata/keyxml/v2-file-form.xml), dropped into the server's file store by a foreign
+// writer, reaches the agent's folder byte for byte as it was.
+func TestAgentWritesASPNETCoreFileForm(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	s := startServe(t, data)
+	node := s.tokens["node"]
+	dotnet, err := os.ReadFile("../../testdata/keyxml/v2-file-form.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "key-3d6d01fd-c0e7-44ae-82dd-013b996b4093"
+	if err := os.WriteFile(filepath.Join(data, "default", name+".xml"), dotnet, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { _, ok := servedElements(t, s.url, node)[name]; return ok })
+	dir := filepath.Join(t.TempDir(), "keys")
+	if r := runCLI(t, time.Now(), "", "agent", "--server", s.url, "--token-file", writeTokenFile(t, node), "--dir", dir, "--once"); r.code != 0 {
+		t.Fatalf("agent --once: %d %s", r.code, r.stderr)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, name+".xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, dotnet) {
+		t.Errorf("the agent's file differs from the file ASP.NET Core wrote:\n%s\nwant:\n%s", got, dotnet)
+	}
+	checkFolder(t, dir, servedElements(t, s.url, node))
+}
+
+// TestAgentReportsBrokenFolder: a foreign *.xml file that is not well-formed would make ASP.NET
+// Core fail the whole key ring; the agent leaves it, reports it in /healthz (503) and fails
+// --once.
+func TestAgentReportsBrokenFolder(t *testing.T) {
+	s := startServe(t, filepath.Join(t.TempDir(), "data"))
+	tf := writeTokenFile(t, s.tokens["node"])
+	dir := filepath.Join(t.TempDir(), "keys")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(dir, "notes.xml")
+	if err := os.WriteFile(broken, []byte("not xml"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, time.Now(), "", "agent", "--server", s.url, "--token-file", tf, "--dir", dir, "--once")
+	if r.code != 1 || !strings.Contains(r.stderr, "does not load as a key ring") {
+		t.Errorf("--once with a broken folder: exit %d\n%s", r.code, r.stderr)
+	}
+	a := startAgent(t, "--server", s.url, "--token-file", tf, "--dir", dir, "--health-addr", "127.0.0.1:0")
+	waitFor(t, 10*time.Second, func() bool { return a.logged(t, "synced") != nil })
+	m := a.logged(t, "health endpoint listening")
+	code, body := do(t, nil, "GET", m["url"].(string), "", "")
+	var h agentHealth
+	if code != 503 || json.Unmarshal([]byte(body), &h) != nil || h.OK || !strings.Contains(h.FolderError, "well-formed") {
+		t.Errorf("healthz with a broken folder: %d %s", code, body)
+	}
+	if b, _ := os.ReadFile(broken); string(b) != "not xml" {
+		t.Error("the agent changed a file it did not write")
+	}
+}

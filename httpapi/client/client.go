@@ -67,6 +67,9 @@ func (e *ResponseError) Unwrap() error {
 	return ErrBadResponse
 }
 
+// requestTimeout bounds a request beyond its long-poll wait.
+const requestTimeout = 30 * time.Second
+
 // maxDocumentBytes bounds a ring document read from the server or the cache.
 const maxDocumentBytes = 32 << 20
 
@@ -229,7 +232,8 @@ func (c *Client) Fetch(ctx context.Context, ring, haveETag string) (*RingDoc, er
 
 // Poll is [Client.Fetch] with the server's long-poll: with haveETag and wait > 0 the server
 // answers as soon as the ring changes or when wait ends (304: the document held is returned,
-// with the same ETag). The server caps wait (120 s by default).
+// with the same ETag). The server caps wait (120 s by default). Each request is bounded by
+// ctx and by wait + 30 s.
 func (c *Client) Poll(ctx context.Context, ring, haveETag string, wait time.Duration) (*RingDoc, error) {
 	if err := store.ValidRingName(ring); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
@@ -244,12 +248,11 @@ func (c *Client) Poll(ctx context.Context, ring, haveETag string, wait time.Dura
 	}
 	u := c.base.JoinPath("v1", "rings", ring, "keys")
 	if wait > 0 {
-		q := url.Values{"wait": {wait.String()}}
-		u.RawQuery = q.Encode()
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, wait+30*time.Second)
-		defer cancel()
+		u.RawQuery = url.Values{"wait": {wait.String()}}.Encode()
 	}
+	// A server that accepts the connection but never answers must not hang the caller.
+	ctx, cancel := context.WithTimeout(ctx, wait+requestTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)

@@ -2,9 +2,11 @@ package client_test
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -329,5 +331,61 @@ func TestDecryptCookie(t *testing.T) {
 	}
 	if _, err := doc.DecryptCookie(cookie, keyring.CookieOptions{Scheme: keyring.UmbracoScheme}); !errors.Is(err, keyring.ErrDecryptionFailed) {
 		t.Errorf("wrong application name: %v, want ErrDecryptionFailed", err)
+	}
+}
+
+// FuzzCachedRing feeds arbitrary bytes to the cache reader (the cache file is on disk, so it is
+// untrusted input): it must return a ring or an error wrapping ErrNotCached, never panic.
+func FuzzCachedRing(f *testing.F) {
+	s := startServer(f, nil)
+	dir := f.TempDir()
+	c := mustClient(f, s.URL, client.WithCacheDir(dir))
+	mustFetch(f, c, "")
+	seed, err := os.ReadFile(filepath.Join(dir, "ring-default.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte(`{"ring":"default","etag":"\"1\"","document":""}`))
+	f.Add([]byte(`{"ring":"default","etag":"\"1\"","document":"PHJlcG9zaXRvcnkvPg=="}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "ring-default.json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := client.New("http://127.0.0.1:1", client.WithToken("t"), client.WithCacheDir(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := c.Cached("default")
+		if err != nil {
+			if !errors.Is(err, client.ErrNotCached) {
+				t.Fatalf("error %v does not wrap ErrNotCached", err)
+			}
+			return
+		}
+		if doc.Keys == nil || doc.ETag == "" {
+			t.Fatalf("cached ring without keys or ETag")
+		}
+	})
+}
+
+func TestTLSCA(t *testing.T) {
+	s, stop, err := newServer(nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := mustClient(t, s.URL, client.WithTLSCA(ca))
+	if doc := mustFetch(t, c, ""); doc.Keys.Len() != 1 {
+		t.Errorf("over TLS: %d keys", doc.Keys.Len())
+	}
+	// Without the CA the server's certificate is not trusted.
+	if _, err := mustClient(t, s.URL).Fetch(context.Background(), "default", ""); !errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("without the CA: %v", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // exampleServer starts a dpkeyring server (the real API over a file store) for the examples.
 // In a service, use the server's URL and a node token instead.
 func exampleServer() (*testServer, func()) {
-	srv, stop, err := newServer(nil)
+	srv, stop, err := newServer(nil, false)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dpkeyring/dpkeyring/httpapi"
 	"github.com/dpkeyring/dpkeyring/internal/ringcache"
@@ -34,7 +33,7 @@ type testServer struct {
 // node and an admin token, and creates the ring "default" with a first key.
 func startServer(tb testing.TB, logOut io.Writer) *testServer {
 	tb.Helper()
-	s, stop, err := newServer(logOut)
+	s, stop, err := newServer(logOut, false)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -42,9 +41,9 @@ func startServer(tb testing.TB, logOut io.Writer) *testServer {
 	return s
 }
 
-// newServer is startServer for examples: it returns the server and a function that stops it
+// newServer is startServer for examples and TLS (the server's certificate is s.Certificate()): it returns the server and a function that stops it
 // and removes its files.
-func newServer(logOut io.Writer) (_ *testServer, stop func(), err error) {
+func newServer(logOut io.Writer, useTLS bool) (_ *testServer, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "dpkeyring-client-")
 	if err != nil {
 		return nil, nil, err
@@ -96,7 +95,12 @@ func newServer(logOut io.Writer) (_ *testServer, stop func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s := &testServer{Server: httptest.NewServer(h)}
+	s := &testServer{Server: httptest.NewUnstartedServer(h)}
+	if useTLS {
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
 	cleanups = append(cleanups, s.Close)
 	if _, err := s.postErr("/v1/rings/default/rotate", `{}`); err != nil {
 		return nil, nil, err
@@ -155,16 +159,4 @@ func (s *testServer) status(tb testing.TB) map[string]any {
 		tb.Fatal(err)
 	}
 	return out
-}
-
-// waitUntil polls cond every 10 ms until it holds or limit passes.
-func waitUntil(tb testing.TB, limit time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
