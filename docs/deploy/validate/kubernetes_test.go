@@ -666,3 +666,22 @@ func freeLoopbackAddr(tb testing.TB) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// TestKubernetesStrictDecoding proves that loadManifests' decoder refuses what the API server
+// would: a misspelt field, a duplicate field, a field of the wrong type.
+func TestKubernetesStrictDecoding(t *testing.T) {
+	dec := strictDecoder(t)
+	const good = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replicas: 1\n"
+	if _, _, err := dec.Decode([]byte(good), nil, nil); err != nil {
+		t.Fatalf("a valid Deployment: %v", err)
+	}
+	for name, doc := range map[string]string{
+		"unknown field":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replica: 1\n",
+		"duplicate field": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replicas: 1\n  replicas: 2\n",
+		"wrong type":      "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replicas: one\n",
+	} {
+		if _, _, err := dec.Decode([]byte(doc), nil, nil); err == nil {
+			t.Errorf("%s: decoded without error", name)
+		}
+	}
+}
