@@ -23,12 +23,13 @@ const (
 // Role is what a token may do.
 type Role = tokens.Role
 
-type principalKey struct{}
-
 // principalFrom returns the request's principal, set by [handler.authenticate].
 func principalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok
+	st := reqStateFrom(ctx)
+	if st == nil || !st.authed {
+		return Principal{}, false
+	}
+	return st.principal, true
 }
 
 // bearerToken returns the token of an "Authorization: Bearer TOKEN" header.
@@ -56,11 +57,13 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 			h.writeError(w, r, errorf(http.StatusUnauthorized, codeUnauthorized, "the bearer token is not valid"))
 			return
 		}
-		if info := logInfoFrom(r.Context()); info != nil {
-			info.token = p.Name
-			info.role = p.Role.String()
+		st := reqStateFrom(r.Context())
+		if st == nil { // outside accessLog (not mounted that way): keep the principal anyway
+			st = &reqState{}
+			r = r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		st.principal, st.authed = p, true
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/dpkeyring/dpkeyring/internal/rotation"
 	"github.com/dpkeyring/dpkeyring/keyring"
 	"github.com/dpkeyring/dpkeyring/store"
-	"github.com/go-chi/chi/v5/middleware"
 )
 
 // Error codes of the JSON error answers (documented in openapi.yaml).
@@ -113,7 +112,7 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	he := toHTTPError(err)
 	if he.Status >= 500 && he.Status != 499 {
 		h.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
-			slog.String("request_id", middleware.GetReqID(r.Context())),
+			slog.String("request_id", requestIDFrom(r.Context())),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", he.Status),

@@ -90,8 +90,11 @@ func (h *handler) getKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	wait, err := parseWait(q.Get("wait"), h.cfg.MaxWait)
+	var waitParam string
+	if r.URL.RawQuery != "" {
+		waitParam = r.URL.Query().Get("wait")
+	}
+	wait, err := parseWait(waitParam, h.cfg.MaxWait)
 	if err != nil {
 		return err
 	}
@@ -123,12 +126,22 @@ func (h *handler) getKeys(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
+	// The document and the header values are made once per ring version (renderCache) and
+	// shared by every answer: a GET is a map lookup and one Write.
+	rr, err := h.render.get(e)
+	if err != nil {
+		return err
+	}
 	h.setStale(w, ring)
 	hdr := w.Header()
-	hdr.Set("ETag", etag(e.Version, asJSON))
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("Vary", "Accept")
-	hdr.Set("X-Ring-Version", strconv.FormatUint(e.Version, 10))
+	if asJSON {
+		hdr["Etag"] = rr.etagJSON
+	} else {
+		hdr["Etag"] = rr.etagXML
+	}
+	hdr["Cache-Control"] = headerNoCache
+	hdr["Vary"] = headerVaryAccept
+	hdr["X-Ring-Version"] = rr.version
 	h.nodes.seen(ring, node, e.Version, h.cfg.Now())
 	if haveOK && have.contains(e.Version) {
 		w.WriteHeader(http.StatusNotModified)
@@ -138,16 +151,20 @@ func (h *handler) getKeys(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, h.ringJSON(e))
 		return nil
 	}
-	doc, err := h.render.repository(e)
-	if err != nil {
-		return err
-	}
-	hdr.Set("Content-Type", contentTypeXML)
-	hdr.Set("Content-Length", strconv.Itoa(len(doc)))
+	hdr["Content-Type"] = headerContentTypeXML
+	hdr["Content-Length"] = rr.length
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(doc)
+	_, _ = w.Write(rr.doc)
 	return nil
 }
+
+// Header values shared by every ring answer (net/http only reads them; each has cap 1 so an
+// Add by anyone would copy, never write into the shared array).
+var (
+	headerNoCache        = []string{"no-cache"}
+	headerVaryAccept     = []string{"Accept"}
+	headerContentTypeXML = []string{contentTypeXML}
+)
 
 // getKey answers GET /v1/rings/{ring}/keys/{id}: one key element, as XML or JSON.
 func (h *handler) getKey(w http.ResponseWriter, r *http.Request) error {
@@ -209,13 +226,20 @@ func (vs versions) first() uint64 { return vs[0] }
 // [etag], weak or strong; others are ignored) and ?version=N. ok is false when there are none.
 // A malformed ?version= is a 400.
 func requestedVersions(r *http.Request) (vs versions, ok bool, err error) {
-	for _, tag := range strings.Split(r.Header.Get("If-None-Match"), ",") {
+	inm := r.Header.Get("If-None-Match")
+	for tag := range strings.SplitSeq(inm, ",") {
+		if inm == "" {
+			break
+		}
 		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
 		tag = strings.TrimSuffix(strings.TrimPrefix(tag, `"`), `"`)
 		tag = strings.TrimSuffix(tag, ".json")
 		if v, err := strconv.ParseUint(tag, 10, 64); err == nil {
 			vs = append(vs, v)
 		}
+	}
+	if r.URL.RawQuery == "" {
+		return vs, len(vs) > 0, nil
 	}
 	if s := r.URL.Query().Get("version"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
@@ -310,25 +334,32 @@ func splitMediaType(s string) (string, map[string]string, bool) {
 	return mt, params, true
 }
 
-// renderCache keeps the repository document of each ring's current version.
+// renderCache keeps, for each ring's current version, the repository document and the
+// response header values that depend on the version.
 type renderCache struct {
 	mu sync.Mutex
-	m  map[string]renderedRing
+	m  map[string]*renderedRing
 }
 
+// renderedRing is one ring version made ready to send. Its slices are shared by all answers and
+// must not be modified.
 type renderedRing struct {
-	version uint64
-	doc     []byte
+	v        uint64
+	doc      []byte
+	length   []string // Content-Length of doc
+	etagXML  []string // ETag of the XML document
+	etagJSON []string // ETag of the JSON document
+	version  []string // X-Ring-Version
 }
 
-// repository returns e's repository document, rendered once per version.
-func (c *renderCache) repository(e ringcache.Entry) ([]byte, error) {
+// get returns e's rendered version, made once per version.
+func (c *renderCache) get(e ringcache.Entry) (*renderedRing, error) {
 	c.mu.Lock()
-	if got, ok := c.m[e.Ring]; ok && got.version == e.Version {
-		c.mu.Unlock()
-		return got.doc, nil
-	}
+	got, ok := c.m[e.Ring]
 	c.mu.Unlock()
+	if ok && got.v == e.Version {
+		return got, nil
+	}
 	elems := make([][]byte, len(e.Elements))
 	for i, el := range e.Elements {
 		elems[i] = el.XML
@@ -337,15 +368,23 @@ func (c *renderCache) repository(e ringcache.Entry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	rr := &renderedRing{
+		v:        e.Version,
+		doc:      doc,
+		length:   []string{strconv.Itoa(len(doc))},
+		etagXML:  []string{etag(e.Version, false)},
+		etagJSON: []string{etag(e.Version, true)},
+		version:  []string{strconv.FormatUint(e.Version, 10)},
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = make(map[string]renderedRing)
+		c.m = make(map[string]*renderedRing)
 	}
-	if got, ok := c.m[e.Ring]; !ok || got.version < e.Version {
-		c.m[e.Ring] = renderedRing{version: e.Version, doc: doc}
+	if got, ok := c.m[e.Ring]; !ok || got.v < e.Version {
+		c.m[e.Ring] = rr
 	}
-	return doc, nil
+	return rr, nil
 }
 
 // elementJSON is one element of a ring in the JSON form.

@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"maps"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +19,9 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	waiting  prometheus.Gauge
 	handler  http.Handler
+
+	cacheMu sync.Mutex // serializes writers of cache
+	cache   atomic.Pointer[map[requestLabels]requestSeries]
 }
 
 func newMetrics(reg *prometheus.Registry, h *handler) (*metrics, error) {
@@ -52,9 +58,53 @@ func newMetrics(reg *prometheus.Registry, h *handler) (*metrics, error) {
 	return m, nil
 }
 
+// requestLabels identifies one series pair of the request metrics.
+type requestLabels struct {
+	route, method string
+	status        int
+}
+
+// requestSeries are the counter and histogram of one requestLabels, looked up once.
+type requestSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+// maxCachedSeries bounds the series cache (methods and statuses come from clients).
+const maxCachedSeries = 1024
+
 func (m *metrics) observeRequest(route, method string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	s := m.series(requestLabels{route, method, status})
+	s.count.Inc()
+	s.latency.Observe(d.Seconds())
+}
+
+// series returns the metrics of l from a copy-on-write map read without locks, so the hot path
+// does no label hashing, strconv or allocation once a route has been seen.
+func (m *metrics) series(l requestLabels) requestSeries {
+	if cached := m.cache.Load(); cached != nil {
+		if s, ok := (*cached)[l]; ok {
+			return s
+		}
+	}
+	s := requestSeries{
+		count:   m.requests.WithLabelValues(l.route, l.method, strconv.Itoa(l.status)),
+		latency: m.latency.WithLabelValues(l.route),
+	}
+	m.cacheMu.Lock()
+	defer m.cacheMu.Unlock()
+	var old map[requestLabels]requestSeries
+	if p := m.cache.Load(); p != nil {
+		old = *p
+	}
+	if len(old) >= maxCachedSeries {
+		return s
+	}
+	next := make(map[requestLabels]requestSeries, len(old)+1)
+	maps.Copy(next, old)
+	next[l] = s
+	m.cache.Store(&next)
+	return s
 }
 
 var (

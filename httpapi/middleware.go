@@ -2,48 +2,87 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 )
 
-// logInfo collects what inner handlers learn for the access log (the token's name and role).
-type logInfo struct {
-	token string
-	role  string
+// reqState is what the middleware and handlers share about one request: its id, the
+// principal once authenticated (and its name and role for the access log). It is put in the
+// request's context once, by [handler.accessLog], so that the chain makes one request copy.
+type reqState struct {
+	id        string
+	principal Principal
+	authed    bool
 }
 
-type logInfoKey struct{}
+type reqStateKey struct{}
 
-func logInfoFrom(ctx context.Context) *logInfo {
-	info, _ := ctx.Value(logInfoKey{}).(*logInfo)
-	return info
+func reqStateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(reqStateKey{}).(*reqState)
+	return st
 }
 
-// requestID sets the request id (chi's RequestID, which keeps a client's X-Request-Id) and
-// echoes it in the X-Request-Id response header.
-func requestID(next http.Handler) http.Handler {
-	return middleware.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(middleware.RequestIDHeader, middleware.GetReqID(r.Context()))
-		next.ServeHTTP(w, r)
-	}))
+// requestIDFrom returns the request id set by [handler.accessLog] ("" outside it).
+func requestIDFrom(ctx context.Context) string {
+	if st := reqStateFrom(ctx); st != nil {
+		return st.id
+	}
+	return ""
 }
 
-// accessLog logs one JSON line per request (request id, method, path, status, bytes, duration,
-// token name and role; never headers, query values, cookies or bodies) and records the
-// request metrics by route pattern.
+// requestIDPrefix starts the ids of this process (chi's form: host/random), followed by a
+// counter.
+var (
+	requestIDPrefix = func() string {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "localhost"
+		}
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return host + "/" + base64.RawURLEncoding.EncodeToString(b[:]) + "-"
+	}()
+	requestIDCounter atomic.Uint64
+)
+
+// newRequestID returns the client's X-Request-Id, or else a new id "host/random-000042"
+// (the form of chi's RequestID middleware, without fmt).
+func newRequestID(r *http.Request) string {
+	if id := r.Header.Get(middleware.RequestIDHeader); id != "" {
+		return id
+	}
+	var b [64]byte
+	out := append(b[:0], requestIDPrefix...)
+	n := requestIDCounter.Add(1)
+	for p := uint64(100000); p > 1 && n < p; p /= 10 {
+		out = append(out, '0')
+	}
+	out = strconv.AppendUint(out, n, 10)
+	return string(out)
+}
+
+// accessLog sets the request id (a client's X-Request-Id is kept), echoes it in the
+// X-Request-Id response header, logs one JSON line per request (request id, method, path,
+// status, bytes, duration, token name and role; never headers, query values, cookies or
+// bodies) and records the request metrics by route pattern.
 func (h *handler) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &logInfo{}
+		st := &reqState{id: newRequestID(r)}
+		w.Header()[middleware.RequestIDHeader] = []string{st.id}
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), logInfoKey{}, info)))
+		next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st)))
 		d := time.Since(start)
 		status := ww.Status()
 		if status == 0 {
@@ -54,8 +93,12 @@ func (h *handler) accessLog(next http.Handler) http.Handler {
 			route = rc.RoutePattern()
 		}
 		h.metrics.observeRequest(route, r.Method, status, d)
-		attrs := []slog.Attr{
-			slog.String("request_id", middleware.GetReqID(r.Context())),
+		if !h.log.Enabled(r.Context(), slog.LevelInfo) {
+			return
+		}
+		attrs := make([]slog.Attr, 0, 10)
+		attrs = append(attrs,
+			slog.String("request_id", st.id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.String("route", route),
@@ -63,9 +106,9 @@ func (h *handler) accessLog(next http.Handler) http.Handler {
 			slog.Int("bytes", ww.BytesWritten()),
 			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 			slog.String("remote", r.RemoteAddr),
-		}
-		if info.token != "" {
-			attrs = append(attrs, slog.String("token_name", info.token), slog.String("role", info.role))
+		)
+		if st.authed {
+			attrs = append(attrs, slog.String("token_name", st.principal.Name), slog.String("role", st.principal.Role.String()))
 		}
 		h.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
@@ -84,7 +127,7 @@ func (h *handler) recoverer(next http.Handler) http.Handler {
 				panic(v)
 			}
 			h.log.LogAttrs(r.Context(), slog.LevelError, "panic",
-				slog.String("request_id", middleware.GetReqID(r.Context())),
+				slog.String("request_id", requestIDFrom(r.Context())),
 				slog.String("panic", fmt.Sprint(v)),
 				slog.String("stack", string(debug.Stack())))
 			writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error", Code: codeInternal})
@@ -103,7 +146,7 @@ func (h *handler) limitBody(next http.Handler) http.Handler {
 				"request body is larger than %s bytes", strconv.FormatInt(h.cfg.MaxBodyBytes, 10)))
 			return
 		}
-		if r.Body != nil {
+		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
 		}
 		next.ServeHTTP(w, r)

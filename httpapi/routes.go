@@ -13,7 +13,7 @@ import (
 // MetricsPublic. Everything else needs a bearer token; each handler checks the role and ring.
 func (h *handler) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(requestID, h.accessLog, h.recoverer, h.limitBody, middleware.GetHead)
+	r.Use(h.accessLog, h.recoverer, h.limitBody, middleware.GetHead)
 	r.NotFound(h.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, codeNotFound, "no such endpoint")
 	}))

@@ -12,7 +12,6 @@ import (
 	"github.com/dpkeyring/dpkeyring/internal/rotation"
 	"github.com/dpkeyring/dpkeyring/keyring"
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 )
 
 const (
@@ -104,7 +103,7 @@ func (h *handler) audit(r *http.Request, p Principal, e audit.Event) {
 		return
 	}
 	e.Time, e.Role, e.TokenName = h.cfg.Now(), p.Role.String(), p.Name
-	e.RequestID, e.RemoteAddr = middleware.GetReqID(r.Context()), r.RemoteAddr
+	e.RequestID, e.RemoteAddr = requestIDFrom(r.Context()), r.RemoteAddr
 	h.cfg.Auditor.Record(context.WithoutCancel(r.Context()), e)
 }
 
@@ -121,7 +120,7 @@ func (h *handler) auditDenied(r *http.Request, p Principal, action string, err e
 func (h *handler) afterWrite(ctx context.Context, r *http.Request, ring string) {
 	if err := h.cfg.Cache.Invalidate(ctx, ring); err != nil {
 		h.log.LogAttrs(ctx, slog.LevelWarn, "refresh after write failed",
-			slog.String("request_id", middleware.GetReqID(r.Context())),
+			slog.String("request_id", requestIDFrom(r.Context())),
 			slog.String("ring", ring), slog.Any("error", err))
 	}
 }

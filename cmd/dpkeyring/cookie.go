@@ -13,12 +13,13 @@ import (
 	"github.com/dpkeyring/dpkeyring/keyring"
 )
 
-func (c *cli) decryptCookie(_ context.Context, args []string) error {
+func (c *cli) decryptCookie(ctx context.Context, args []string) error {
 	const name = "decrypt-cookie"
 	fs := newFlagSet(name)
 	keys := fs.String("keys", "", "")
 	var cf certFlags
 	cf.register(fs)
+	ringName := fs.String("ring", "default", "")
 	var appNames stringList
 	fs.Var(&appNames, "app-name", "")
 	scheme := fs.String("scheme", keyring.DefaultCookieScheme, "")
@@ -85,7 +86,7 @@ func (c *cli) decryptCookie(_ context.Context, args []string) error {
 		}
 	}
 
-	l, err := loadRing(*keys, cf)
+	l, err := c.loadKeys(ctx, *keys, *ringName, cf)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}

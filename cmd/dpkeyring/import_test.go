@@ -369,3 +369,49 @@ func mustCertFiles(t *testing.T) (string, keyring.CertificateKey) {
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})...))
 	return path, keyring.CertificateKey{Certificate: cert, PrivateKey: key}
 }
+
+// TestKeysAcceptStoreSpecs reads a ring through a store spec with every --keys command.
+func TestKeysAcceptStoreSpecs(t *testing.T) {
+	now := time.Now().UTC()
+	spec := "file:" + t.TempDir()
+	k, err := keyring.NewKey(now.Add(-time.Hour), now.Add(-time.Hour), now.Add(90*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDir := t.TempDir()
+	mustWriteElement(t, keyDir, "key-"+k.ID.String(), k.XML)
+	mustImport(t, keyDir, spec, "--ring", "web")
+
+	res := runCLI(t, now, "", "keys", "list", "--keys", spec, "--ring", "web", "--json")
+	if res.code != 0 || !strings.Contains(res.stdout, k.ID.String()) {
+		t.Fatalf("keys list --keys %s --ring web: exit %d, %s %s", spec, res.code, res.stdout, res.stderr)
+	}
+	res = runCLI(t, now, "", "keys", "list", "--keys", spec)
+	if res.code != exitFailure || !strings.Contains(res.stderr, "ring default") {
+		t.Errorf("keys list of a missing ring: exit %d, %q", res.code, res.stderr)
+	}
+
+	ring, err := keyring.NewRing([]keyring.Key{k}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := ring.Protect(now, []byte("hello"), keyring.Purposes("app", "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = runCLI(t, now, "", "unprotect", "--keys", spec, "--ring", "web", "--app-name", "app", "--purpose", "p", keyring.Base64URLEncode(payload))
+	if res.code != 0 || res.stdout != "hello" {
+		t.Errorf("unprotect via a store spec: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+
+	ticket := &keyring.Ticket{Scheme: "Cookies", Identities: []keyring.Identity{{AuthenticationType: "Cookies",
+		NameClaimType: keyring.DefaultNameClaimType, RoleClaimType: keyring.DefaultRoleClaimType}}}
+	cookie, err := ring.EncryptCookie(now, ticket, "", "Cookies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = runCLI(t, now, "", "decrypt-cookie", "--keys", spec, "--ring", "web", "--json", cookie)
+	if res.code != 0 || !strings.Contains(res.stdout, `"key_id": "`+k.ID.String()) {
+		t.Errorf("decrypt-cookie via a store spec: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+}

@@ -71,26 +71,30 @@ Flags:
                          before writing (then --plaintext or --encrypt-cert applies to them)
 `
 
-// sourceElements reads the elements of src: a store spec (ring ring) or a path, as --keys reads.
-func (c *cli) sourceElements(ctx context.Context, src, ring string) ([][]byte, error) {
+// sourceElements reads the elements of src, a store spec (ring ring) or a path as --keys reads
+// it, and names each element for messages.
+func (c *cli) sourceElements(ctx context.Context, src, ring string) ([][]byte, []string, error) {
 	if !storespec.IsSpec(src) {
-		elements, _, err := readElements(src)
-		return elements, err
+		return readElements(src)
+	}
+	if ring == "" {
+		ring = "default"
 	}
 	s, err := storespec.Open(ctx, src, c.getenv)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", storespec.Redact(src), err)
+		return nil, nil, fmt.Errorf("%s: %w", storespec.Redact(src), err)
 	}
 	defer s.Close()
 	snap, err := s.List(ctx, ring)
 	if err != nil {
-		return nil, fmt.Errorf("%s ring %s: %w", storespec.Redact(src), ring, err)
+		return nil, nil, fmt.Errorf("%s ring %s: %w", storespec.Redact(src), ring, err)
 	}
 	elements := make([][]byte, len(snap.Elements))
+	sources := make([]string, len(snap.Elements))
 	for i, e := range snap.Elements {
-		elements[i] = e.XML
+		elements[i], sources[i] = e.XML, e.Name
 	}
-	return elements, nil
+	return elements, sources, nil
 }
 
 // importSummary is what import reports.
@@ -184,7 +188,7 @@ func (c *cli) importRing(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	elements, err := c.sourceElements(ctx, *from, *fromRing)
+	elements, _, err := c.sourceElements(ctx, *from, *fromRing)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -332,7 +336,7 @@ func (c *cli) exportRing(ctx context.Context, args []string) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	elements, err := c.sourceElements(ctx, *from, *ringName)
+	elements, _, err := c.sourceElements(ctx, *from, *ringName)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}

@@ -11,12 +11,13 @@ import (
 	"github.com/dpkeyring/dpkeyring/keyring"
 )
 
-func (c *cli) keysList(_ context.Context, args []string) error {
+func (c *cli) keysList(ctx context.Context, args []string) error {
 	const name = "keys list"
 	fs := newFlagSet(name)
 	keys := fs.String("keys", "", "")
 	var cf certFlags
 	cf.register(fs)
+	ringName := fs.String("ring", "default", "")
 	asJSON := fs.Bool("json", false, "")
 	pos, err := c.parseFlags(fs, keysListUsage, args)
 	if err != nil || pos == nil {
@@ -31,7 +32,7 @@ func (c *cli) keysList(_ context.Context, args []string) error {
 	if err := cf.validate(name); err != nil {
 		return err
 	}
-	l, err := loadRing(*keys, cf)
+	l, err := c.loadKeys(ctx, *keys, *ringName, cf)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/dpkeyring/dpkeyring/internal/storespec"
 	"github.com/dpkeyring/dpkeyring/keyring"
 )
 
@@ -31,21 +33,36 @@ func (l *loadedRing) source(i int) string {
 	return fmt.Sprintf("element %d", i)
 }
 
-// loadRing reads a key ring from path: a directory of element files (every *.xml at its top
-// level, as FileSystemXmlRepository reads it), one element file, or a <repository> document.
+// loadKeys reads the key ring a --keys PATH names: a directory of element files (every *.xml
+// at its top level, as FileSystemXmlRepository reads it), one element file, a <repository>
+// document, or a store spec (file:DIR, redis://…, vault://…; ring names the ring in the store).
 // Certificates open master keys protected with ProtectKeysWithCertificate.
-func loadRing(path string, cf certFlags) (*loadedRing, error) {
-	opts, err := cf.parseOptions()
+func (c *cli) loadKeys(ctx context.Context, path, ring string, cf certFlags) (*loadedRing, error) {
+	elements, sources, err := c.sourceElements(ctx, path, ring)
 	if err != nil {
 		return nil, err
 	}
+	return parseLoaded(path, elements, sources, cf)
+}
+
+// loadRing reads a key ring from a path (not a store spec), as loadKeys does.
+func loadRing(path string, cf certFlags) (*loadedRing, error) {
 	elements, sources, err := readElements(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseLoaded(path, elements, sources, cf)
+}
+
+// parseLoaded parses elements read from path as ASP.NET Core loads a ring.
+func parseLoaded(path string, elements [][]byte, sources []string, cf certFlags) (*loadedRing, error) {
+	opts, err := cf.parseOptions()
 	if err != nil {
 		return nil, err
 	}
 	r, err := keyring.ParseElements(elements, opts)
 	if err != nil {
-		return nil, fmt.Errorf("key ring %s cannot be loaded (ASP.NET Core would fail on it too): %w", path, err)
+		return nil, fmt.Errorf("key ring %s cannot be loaded (ASP.NET Core would fail on it too): %w", storespec.Redact(path), err)
 	}
 	return &loadedRing{ring: r, sources: sources}, nil
 }

@@ -86,7 +86,11 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewJSONHandler(c.stderr, nil))
+	// The log (one access log line per request) is buffered and written at most every 100 ms;
+	// Close writes what is left once the server has shut down.
+	logOut := server.NewLogWriter(c.stderr, server.LogFlushInterval)
+	defer logOut.Close()
+	logger := slog.New(slog.NewJSONHandler(logOut, nil))
 	if err := server.Run(ctx, cfg, logger, c.stdout); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -9,12 +9,13 @@ import (
 	"github.com/dpkeyring/dpkeyring/keyring"
 )
 
-func (c *cli) unprotect(_ context.Context, args []string) error {
+func (c *cli) unprotect(ctx context.Context, args []string) error {
 	const name = "unprotect"
 	fs := newFlagSet(name)
 	keys := fs.String("keys", "", "")
 	var cf certFlags
 	cf.register(fs)
+	ringName := fs.String("ring", "default", "")
 	appName := fs.String("app-name", "", "")
 	var purposes stringList
 	fs.Var(&purposes, "purpose", "")
@@ -38,7 +39,7 @@ func (c *cli) unprotect(_ context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	l, err := loadRing(*keys, cf)
+	l, err := c.loadKeys(ctx, *keys, *ringName, cf)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}

@@ -22,8 +22,9 @@ Commands:
   help [command]   show this text, or a command's usage
 
 Key rings (--keys PATH): a directory of element files (every *.xml file at its top level, as
-PersistKeysToFileSystem stores them), one element file, or a <repository> document (the Azure
-Blob layout).
+PersistKeysToFileSystem stores them), one element file, a <repository> document (the Azure
+Blob layout), or a store spec (file:DIR, redis://…, rediss://…, redis+sentinel://…,
+redis+cluster://…, vault://…; --ring R picks the ring, default "default"; see docs/backends.md).
 
 Exit codes: 0 ok, 1 cannot decrypt or another failure (stderr says why), 2 usage error.
 
@@ -31,7 +32,7 @@ Run 'dpkeyring <command> -h' for a command's flags. Documentation: docs/cli.md.
 `
 
 const keysUsage = `Usage:
-  dpkeyring keys list --keys PATH [--cert FILE [--cert-password-file F]] [--json]
+  dpkeyring keys list --keys PATH [--ring R] [--cert FILE [--cert-password-file F]] [--json]
   dpkeyring keys new --dir DIR [--lifetime 90d] [--activate-now]
 
 Run 'dpkeyring keys <subcommand> -h' for details.
@@ -45,7 +46,7 @@ const certFlagsUsage = `  --cert FILE
 `
 
 const keysListUsage = `Usage:
-  dpkeyring keys list --keys PATH [--cert FILE [--cert-password-file F]] [--json]
+  dpkeyring keys list --keys PATH [--ring R] [--cert FILE [--cert-password-file F]] [--json]
 
 Shows every key of the ring (id, status now, creation, activation and expiration dates,
 algorithms, how the master key is protected, and * for the default key an ASP.NET Core node
@@ -53,7 +54,10 @@ would protect with now), the elements that were skipped and why, and the revocat
 
 Flags:
   --keys PATH
-        key ring: a directory of *.xml element files, one element file or a <repository> document
+        key ring: a directory of *.xml element files, one element file, a <repository> document
+        or a store spec (file:DIR, redis://…, vault://…)
+  --ring R
+        the ring to read when --keys is a store spec (default "default")
 ` + certFlagsUsage + `  --json
         print one JSON object instead of tables
 `
@@ -82,7 +86,7 @@ Flags:
 `
 
 const unprotectUsage = `Usage:
-  dpkeyring unprotect --keys PATH [--cert FILE ...] [--app-name NAME] [--purpose P]... (PAYLOAD | -)
+  dpkeyring unprotect --keys PATH [--ring R] [--cert FILE ...] [--app-name NAME] [--purpose P]... (PAYLOAD | -)
 
 Decrypts a protected payload as IDataProtector.Unprotect does and writes the plaintext bytes to
 stdout. PAYLOAD is base64url (padded or standard base64 is accepted too); "-" reads it from stdin.
@@ -91,7 +95,10 @@ in provider.CreateProtector(P1, P2, ...).
 
 Flags:
   --keys PATH
-        key ring: a directory of *.xml element files, one element file or a <repository> document
+        key ring: a directory of *.xml element files, one element file, a <repository> document
+        or a store spec (file:DIR, redis://…, vault://…)
+  --ring R
+        the ring to read when --keys is a store spec (default "default")
 ` + certFlagsUsage + `  --app-name NAME
         the application discriminator (SetApplicationName, or the content root path when unset);
         empty means none
@@ -100,7 +107,7 @@ Flags:
 `
 
 const decryptCookieUsage = `Usage:
-  dpkeyring decrypt-cookie --keys PATH [--cert FILE ...] [--app-name NAME]... [--scheme S]
+  dpkeyring decrypt-cookie --keys PATH [--ring R] [--cert FILE ...] [--app-name NAME]... [--scheme S]
       [--umbraco] [--cookie-name NAME] [--json] (VALUE | --cookie-header HEADER | -)
 
 Decrypts an ASP.NET Core cookie-authentication cookie and prints the key id and its status, the
@@ -113,7 +120,10 @@ reassembled from its chunks (name=chunks-N, nameC1 ... nameCN) as ChunkingCookie
 
 Flags:
   --keys PATH
-        key ring: a directory of *.xml element files, one element file or a <repository> document
+        key ring: a directory of *.xml element files, one element file, a <repository> document
+        or a store spec (file:DIR, redis://…, vault://…)
+  --ring R
+        the ring to read when --keys is a store spec (default "default")
 ` + certFlagsUsage + `  --app-name NAME
         application discriminator to try; repeat to try several in order (the first that
         decrypts wins). "" means none; without --app-name only none is tried

@@ -74,6 +74,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 		return err
 	}
 	s := &server{cfg: cfg, log: logger, stdout: stdout, stores: map[string]storespec.Store{}, rings: map[string]*ring{}}
+	routeRedisLogs(logger)
 	defer s.closeStores()
 
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {

@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -303,18 +304,26 @@ func writeAtomic(path string, b []byte) error {
 }
 
 // Set authenticates tokens against the tokens file, re-reading it when it changes. It is safe
-// for concurrent use.
+// for concurrent use. Authentication reads an immutable snapshot without locks: a map from the
+// token's SHA-256 to the token, confirmed with a constant-time comparison of the hash.
 type Set struct {
 	path       string
 	now        func() time.Time // time.Now; tests replace it
 	checkEvery time.Duration    // least time between two checks of the file
 
-	mu        sync.Mutex
-	tokens    []Token
-	hashes    [][sha256.Size]byte
-	stamp     fileStamp
-	lastCheck time.Time
-	lastErr   error
+	cur       atomic.Pointer[setState]
+	lastCheck atomic.Int64 // UnixNano of the last check of the file
+
+	mu      sync.Mutex // serializes reloads; guards stamp and lastErr
+	stamp   fileStamp
+	lastErr error
+}
+
+// setState is one loaded version of the tokens file.
+type setState struct {
+	tokens []Token
+	hashes [][sha256.Size]byte       // hashes[i] is the hash of tokens[i]
+	byHash map[[sha256.Size]byte]int // index into tokens and hashes
 }
 
 type fileStamp struct {
@@ -346,7 +355,7 @@ func Open(path string) (*Set, error) {
 	if err := s.reload(); err != nil {
 		return nil, err
 	}
-	s.lastCheck = s.now()
+	s.lastCheck.Store(s.now().UnixNano())
 	return s, nil
 }
 
@@ -356,19 +365,21 @@ func (s *Set) reload() error {
 	if err != nil {
 		return err
 	}
-	if st == s.stamp && s.hashes != nil {
+	if st == s.stamp && s.cur.Load() != nil {
 		return nil
 	}
 	ts, err := Load(s.path)
 	if err != nil {
 		return err
 	}
-	hashes := make([][sha256.Size]byte, len(ts))
+	next := &setState{tokens: ts, hashes: make([][sha256.Size]byte, len(ts)), byHash: make(map[[sha256.Size]byte]int, len(ts))}
 	for i, t := range ts {
-		h, _ := hex.DecodeString(t.SHA256) // checked by Load
-		copy(hashes[i][:], h)
+		b, _ := hex.DecodeString(t.SHA256) // checked by Load
+		copy(next.hashes[i][:], b)
+		next.byHash[next.hashes[i]] = i
 	}
-	s.tokens, s.hashes, s.stamp = ts, hashes, st
+	s.cur.Store(next)
+	s.stamp = st
 	return nil
 }
 
@@ -377,7 +388,7 @@ func (s *Set) reload() error {
 func (s *Set) Refresh() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.lastCheck = s.now()
+	s.lastCheck.Store(s.now().UnixNano())
 	s.lastErr = s.reload()
 	return s.lastErr
 }
@@ -389,40 +400,55 @@ func (s *Set) Err() error {
 	return s.lastErr
 }
 
-// Authenticate returns the stored token whose hash matches token. Every stored hash is compared
-// in constant time, so the time taken does not depend on which token (if any) matched or where
-// the first differing byte is. It re-reads the file first when it changed and was last checked
-// more than a second ago.
+// Authenticate returns the stored token whose hash matches token. The SHA-256 of token is looked
+// up in a map (its timing depends only on that hash, which an attacker cannot steer towards a
+// stored one) and the match is confirmed by comparing the hashes in constant time, so the cost
+// does not grow with the number of tokens. It re-reads the file first when it changed and was
+// last checked a second ago or more (one caller checks; the others use the current tokens).
+// The returned token's Rings are shared with the Set and must not be modified.
 func (s *Set) Authenticate(token string) (Token, bool) {
 	if !strings.HasPrefix(token, Prefix) || len(token) > 256 {
 		return Token{}, false
 	}
 	sum := sha256.Sum256([]byte(token))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if now := s.now(); now.Sub(s.lastCheck) >= s.checkEvery || now.Before(s.lastCheck) {
-		s.lastCheck = now
-		s.lastErr = s.reload()
-	}
-	found := -1
-	for i := range s.hashes {
-		if subtle.ConstantTimeCompare(sum[:], s.hashes[i][:]) == 1 {
-			found = i
-		}
-	}
-	if found < 0 {
+	s.maybeReload()
+	st := s.cur.Load()
+	if st == nil {
 		return Token{}, false
 	}
-	t := s.tokens[found]
-	t.Rings = slices.Clone(t.Rings)
-	return t, true
+	i, ok := st.byHash[sum]
+	if !ok {
+		return Token{}, false
+	}
+	if subtle.ConstantTimeCompare(sum[:], st.hashes[i][:]) != 1 {
+		return Token{}, false
+	}
+	return st.tokens[i], true
+}
+
+// maybeReload checks the file when checkEvery has passed since the last check (or the clock
+// went back). Only one caller checks; the others go on with the current tokens.
+func (s *Set) maybeReload() {
+	now := s.now()
+	last := s.lastCheck.Load()
+	if d := now.UnixNano() - last; d >= 0 && d < int64(s.checkEvery) {
+		return
+	}
+	if !s.lastCheck.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastErr = s.reload()
 }
 
 // Tokens returns the tokens currently in force.
 func (s *Set) Tokens() []Token {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.tokens)
+	st := s.cur.Load()
+	if st == nil {
+		return nil
+	}
+	return slices.Clone(st.tokens)
 }
 
 // Path returns the tokens file of a server data folder: DATA/tokens.json.

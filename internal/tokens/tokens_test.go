@@ -145,7 +145,7 @@ func TestSetAuthenticateAndReload(t *testing.T) {
 	}
 	now := t0
 	set.now = func() time.Time { return now }
-	set.lastCheck = now
+	set.lastCheck.Store(now.UnixNano())
 
 	if tok, ok := set.Authenticate(s1); !ok || tok.Name != "admin" || tok.Role != RoleAdmin {
 		t.Fatalf("Authenticate(admin) = %+v, %v", tok, ok)

@@ -184,6 +184,9 @@ func (m *manifests) serverService(tb testing.TB) (*corev1.Service, string) {
 		if len(s.Spec.Ports) != 1 {
 			tb.Fatalf("Service %s has %d ports, want 1", s.Name, len(s.Spec.Ports))
 		}
+		if !s.Spec.PublishNotReadyAddresses {
+			tb.Errorf("Service %s: publishNotReadyAddresses is not true: a failing /readyz (store down) would cut every agent off the last good ring", s.Name)
+		}
 		p := s.Spec.Ports[0]
 		if got := containerPort(tb, c, p.TargetPort); got != 8080 {
 			tb.Errorf("Service %s targets container port %d, want 8080", s.Name, got)
@@ -665,4 +668,23 @@ func freeLoopbackAddr(tb testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestKubernetesStrictDecoding proves that loadManifests' decoder refuses what the API server
+// would: a misspelt field, a duplicate field, a field of the wrong type.
+func TestKubernetesStrictDecoding(t *testing.T) {
+	dec := strictDecoder(t)
+	const good = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replicas: 1\n"
+	if _, _, err := dec.Decode([]byte(good), nil, nil); err != nil {
+		t.Fatalf("a valid Deployment: %v", err)
+	}
+	for name, doc := range map[string]string{
+		"unknown field":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replica: 1\n",
+		"duplicate field": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replicas: 1\n  replicas: 2\n",
+		"wrong type":      "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replicas: one\n",
+	} {
+		if _, _, err := dec.Decode([]byte(doc), nil, nil); err == nil {
+			t.Errorf("%s: decoded without error", name)
+		}
+	}
 }

@@ -273,7 +273,15 @@ func TestSystemdUnits(t *testing.T) {
 	for k, v := range srv.env() {
 		env = append(env, k+"="+v)
 	}
-	defaultAddr := srv.env()["DPKEYRING_ADDR"]
+	if _, ok := srv.env()["DPKEYRING_RINGS"]; ok {
+		t.Error("dpkeyring.service sets DPKEYRING_RINGS: it would replace the rings of a config file")
+	}
+	// serve's default address, which the rotate unit and the agent default to; an
+	// EnvironmentFile moves it to a free port here.
+	const defaultAddr = "127.0.0.1:8080"
+	if !strings.Contains(usageOf(t, "serve"), "default "+defaultAddr) {
+		t.Errorf("serve's usage does not say its default address is %s", defaultAddr)
+	}
 	env = append(env, "DPKEYRING_ADDR=127.0.0.1:0")
 	localData, _ := flagValue(args, "--data")
 	s := startServer(t, t.TempDir(), localData, env, args...)
