@@ -260,17 +260,15 @@ func (d *Descriptor) decrypt(p, aad []byte, inPlace bool) ([]byte, error) {
 		return nil, err
 	}
 	kdk := d.MasterKey.Bytes()
-	// The derived keys: at most a 32-byte AES key and a 64-byte HMAC-SHA512 key.
-	var keyBuf [32 + sha512.Size]byte
-	defer clear(keyBuf[:])
 
 	if a.gcm {
 		if len(p) < keyModifierSize+gcmNonceSize+gcmTagSize {
 			return nil, ErrDecryptionFailed
 		}
-		key := keyBuf[:a.keyLen]
+		key := make([]byte, a.keyLen)
 		deriveKeyInto(key, kdk, aad, a.header, p[:keyModifierSize])
 		aead, err := newGCM(key)
+		clear(key)
 		if err != nil {
 			return nil, ErrDecryptionFailed
 		}
@@ -290,7 +288,8 @@ func (d *Descriptor) decrypt(p, aad []byte, inPlace bool) ([]byte, error) {
 	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
 		return nil, ErrDecryptionFailed
 	}
-	keys := keyBuf[:a.keyLen+a.macLen]
+	keys := make([]byte, a.keyLen+a.macLen)
+	defer clear(keys)
 	deriveKeyInto(keys, kdk, aad, a.header, p[:keyModifierSize])
 
 	mac := hmac.New(a.newHash, keys[a.keyLen:])
