@@ -152,6 +152,10 @@ func TestCompose(t *testing.T) {
 		if !hasFlag(initAgent.Command, "--once") || hasFlag(agent.Command, "--once") {
 			t.Error("agent-init must run agent --once and agent must run without it")
 		}
+		// agent --once fails at once when the server is not listening yet: Docker must retry it.
+		if !strings.HasPrefix(initAgent.Restart, "on-failure") {
+			t.Errorf("%s: restart %q, want on-failure (it may start before the server listens)", initAgent.Name, initAgent.Restart)
+		}
 		if d, ok := app.DependsOn[initAgent.Name]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
 			t.Errorf("the app does not wait for %s to complete successfully", initAgent.Name)
 		}

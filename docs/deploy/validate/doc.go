@@ -12,7 +12,8 @@
 //     and run every dpkeyring container's arguments against a server on loopback;
 //   - load compose.yaml with the Compose specification's loader and run its commands the same way;
 //   - check the systemd units with systemd-analyze verify and run their ExecStart lines;
-//   - check that every dpkeyring command line in the integration docs uses real flags.
+//   - check that every dpkeyring command line in the integration docs uses real flags, and run
+//     the troubleshooting and migration flows on an Umbraco backoffice cookie.
 //
 // Run from the repository root:
 //

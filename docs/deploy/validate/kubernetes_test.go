@@ -184,6 +184,9 @@ func (m *manifests) serverService(tb testing.TB) (*corev1.Service, string) {
 		if len(s.Spec.Ports) != 1 {
 			tb.Fatalf("Service %s has %d ports, want 1", s.Name, len(s.Spec.Ports))
 		}
+		if !s.Spec.PublishNotReadyAddresses {
+			tb.Errorf("Service %s: publishNotReadyAddresses is not true: a failing /readyz (store down) would cut every agent off the last good ring", s.Name)
+		}
 		p := s.Spec.Ports[0]
 		if got := containerPort(tb, c, p.TargetPort); got != 8080 {
 			tb.Errorf("Service %s targets container port %d, want 8080", s.Name, got)
