@@ -95,8 +95,12 @@ func (h *handler) accessLog(next http.Handler) http.Handler {
 		if !h.log.Enabled(r.Context(), slog.LevelInfo) {
 			return
 		}
-		attrs := make([]slog.Attr, 0, 10)
-		attrs = append(attrs,
+		// One literal argument list (not an appended slice) so the attributes stay on the stack.
+		tokenName, role := slog.Attr{}, slog.Attr{} // empty attributes are not logged
+		if st.authed {
+			tokenName, role = slog.String("token_name", st.principal.Name), slog.String("role", st.principal.Role.String())
+		}
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("request_id", st.id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
@@ -105,11 +109,7 @@ func (h *handler) accessLog(next http.Handler) http.Handler {
 			slog.Int("bytes", ww.BytesWritten()),
 			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 			slog.String("remote", r.RemoteAddr),
-		)
-		if st.authed {
-			attrs = append(attrs, slog.String("token_name", st.principal.Name), slog.String("role", st.principal.Role.String()))
-		}
-		h.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+			tokenName, role)
 	})
 }
 
