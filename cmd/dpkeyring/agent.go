@@ -58,7 +58,9 @@ cannot start.
 Flags:
   --server URL             the dpkeyring server (default $DPKEYRING_SERVER)
   --token-file F           file holding a node token (one final newline ignored); keep it mode
-                           0600 (default $DPKEYRING_TOKEN_FILE)
+                           0600 (or 0440 with a group, as a Kubernetes Secret with fsGroup); a
+                           warning is logged if all users can read it (default
+                           $DPKEYRING_TOKEN_FILE)
   --ring R                 the ring (default "default")
   --dir DIR                the key folder (created with mode 0700 if missing)
   --node-id ID             sent as X-Node-Id, so the server's status shows this node and the
@@ -140,8 +142,10 @@ func (c *cli) agent(ctx context.Context, args []string) error {
 		return usageErrorf(name, "--health-file must not be an *.xml file in --dir: ASP.NET Core would read it as a key")
 	}
 	logger := slog.New(slog.NewJSONHandler(c.stderr, nil)).With("ring", f.ring)
-	if fi, err := os.Stat(f.tokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		logger.Warn("token file is readable by other users; chmod 600 it", "file", f.tokenFile, "mode", fi.Mode().Perm().String())
+	// Group read is fine (Kubernetes mounts Secrets with fsGroup as 0440); read by others is not.
+	if fi, err := os.Stat(f.tokenFile); err == nil && fi.Mode().Perm()&0o004 != 0 {
+		logger.Warn("token file is readable by all users (the others read bit, o+r, is set); chmod o-r it",
+			"file", f.tokenFile, "mode", fi.Mode().Perm().String())
 	}
 	opts := []client.Option{client.WithTokenFile(f.tokenFile)}
 	if f.nodeID != "" {

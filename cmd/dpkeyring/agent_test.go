@@ -576,3 +576,23 @@ func TestAgentOnceRetries(t *testing.T) {
 		t.Errorf("unknown token: exit %d after %v\n%s", r.code, took, r.stderr)
 	}
 }
+
+// TestAgentTokenFileMode checks that the agent warns about a token file readable by all users,
+// naming the others read bit, and not about group read (a Kubernetes Secret with fsGroup: 0440).
+func TestAgentTokenFileMode(t *testing.T) {
+	s := startServe(t, filepath.Join(t.TempDir(), "data"))
+	tf := writeTokenFile(t, s.tokens["node"])
+	for _, mode := range []os.FileMode{0o644, 0o604, 0o640, 0o440, 0o600} {
+		t.Run(mode.String(), func(t *testing.T) {
+			if err := os.Chmod(tf, mode); err != nil {
+				t.Fatal(err)
+			}
+			r := runCLI(t, time.Now(), "", "agent", "--server", s.url, "--token-file", tf, "--dir", t.TempDir(), "--once")
+			warned := strings.Contains(r.stderr, `"msg":"token file is readable by all users (the others read bit, o+r, is set); chmod o-r it"`) &&
+				strings.Contains(r.stderr, `"mode":"`+mode.String()+`"`)
+			if r.code != 0 || warned != (mode&0o004 != 0) || strings.Contains(r.stderr, s.tokens["node"]) {
+				t.Errorf("exit %d, warned %v\n%s", r.code, warned, r.stderr)
+			}
+		})
+	}
+}
