@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // DefaultCookieScheme is CookieAuthenticationDefaults.AuthenticationScheme, the scheme
@@ -126,14 +127,17 @@ func (r *Ring) DecryptCookie(value string, now time.Time, opts CookieOptions) (*
 	for i, app := range appNames {
 		f.tried = appNames[:i+1]
 		purposes := f.purposes(app)
-		plaintext, key, err := r.Unprotect(payload, purposes)
+		// This is Ring.Unprotect without the header, key and revocation checks done above. The
+		// payload is DecryptCookie's own buffer: it is decrypted in place, and the ticket's
+		// strings share its memory.
+		plaintext, err := unprotectOwned(k, payload, purposes)
 		switch {
 		case err == nil:
-			t, err := ParseTicket(plaintext)
+			t, err := parseTicketString(unsafe.String(unsafe.SliceData(plaintext), len(plaintext)))
 			if err != nil {
 				return nil, f.fail(err, fmt.Sprintf("the cookie decrypted with key %s and application name %q, but the plaintext is not a format-5 authentication ticket", id, app))
 			}
-			return &CookieResult{KeyID: id, Key: key, KeyStatus: f.status, AppName: app, Purposes: purposes, Ticket: t}, nil
+			return &CookieResult{KeyID: id, Key: k, KeyStatus: f.status, AppName: app, Purposes: purposes, Ticket: t}, nil
 		case errors.Is(err, ErrDecryptionFailed):
 			continue
 		case errors.Is(err, ErrInvalidPurpose):
@@ -146,6 +150,22 @@ func (r *Ring) DecryptCookie(value string, now time.Time, opts CookieOptions) (*
 		"key %s is in the ring (%s) but the payload did not authenticate with any of the %d purpose chains tried: "+
 			"the issuing node most likely uses another application name (SetApplicationName, or its content root path) "+
 			"or another scheme, or its copy of key %s has other key material", id, f.status, len(appNames), id))
+}
+
+// unprotectOwned decrypts payload, whose header names k, for purposes, as [Ring.Unprotect] does
+// once the key is found, not revoked and has a descriptor. The caller must own payload: a CBC
+// payload is decrypted in place once its MAC checks (a failed MAC leaves it unchanged, so the
+// next candidate purpose chain sees the same bytes), and the plaintext is a subslice of it that
+// nothing else may modify.
+func unprotectOwned(k Key, payload []byte, purposes []string) ([]byte, error) {
+	if k.Descriptor == nil {
+		return nil, unusableKeyError(k)
+	}
+	aad, err := AAD(k.ID, purposes)
+	if err != nil {
+		return nil, err
+	}
+	return k.Descriptor.decrypt(payload[headerSize:], aad, true)
 }
 
 // cookieFailure collects what DecryptCookie learnt, to build a [CookieError] when it fails.

@@ -247,21 +247,30 @@ func (d *Descriptor) appendEncryptWith(dst []byte, a *algorithm, plaintext, aad,
 // tampering, truncation, bad padding) returns exactly [ErrDecryptionFailed]. It returns an error
 // wrapping [ErrUnsupportedAlgorithm] if the descriptor names an unknown algorithm.
 func (d *Descriptor) Decrypt(encryptorPayload, aad []byte) ([]byte, error) {
+	return d.decrypt(encryptorPayload, aad, false)
+}
+
+// decrypt is [Descriptor.Decrypt]. With inPlace, a CBC payload is decrypted over its own
+// ciphertext once the MAC has been checked (a failed MAC leaves p unchanged) and the plaintext
+// returned is a subslice of p; the caller must own p. GCM always decrypts into a new buffer, since
+// a failed GCM open may overwrite its destination.
+func (d *Descriptor) decrypt(p, aad []byte, inPlace bool) ([]byte, error) {
 	a, err := d.algorithm()
 	if err != nil {
 		return nil, err
 	}
-	p := encryptorPayload
 	kdk := d.MasterKey.Bytes()
+	// The derived keys: at most a 32-byte AES key and a 64-byte HMAC-SHA512 key.
+	var keyBuf [32 + sha512.Size]byte
+	defer clear(keyBuf[:])
 
 	if a.gcm {
 		if len(p) < keyModifierSize+gcmNonceSize+gcmTagSize {
 			return nil, ErrDecryptionFailed
 		}
-		key := make([]byte, a.keyLen)
+		key := keyBuf[:a.keyLen]
 		deriveKeyInto(key, kdk, aad, a.header, p[:keyModifierSize])
 		aead, err := newGCM(key)
-		clear(key)
 		if err != nil {
 			return nil, ErrDecryptionFailed
 		}
@@ -281,8 +290,7 @@ func (d *Descriptor) Decrypt(encryptorPayload, aad []byte) ([]byte, error) {
 	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
 		return nil, ErrDecryptionFailed
 	}
-	keys := make([]byte, a.keyLen+a.macLen)
-	defer clear(keys)
+	keys := keyBuf[:a.keyLen+a.macLen]
 	deriveKeyInto(keys, kdk, aad, a.header, p[:keyModifierSize])
 
 	mac := hmac.New(a.newHash, keys[a.keyLen:])
@@ -296,7 +304,10 @@ func (d *Descriptor) Decrypt(encryptorPayload, aad []byte) ([]byte, error) {
 	if err != nil {
 		return nil, ErrDecryptionFailed
 	}
-	out := make([]byte, len(ct))
+	out := ct
+	if !inPlace {
+		out = make([]byte, len(ct))
+	}
 	cipher.NewCBCDecrypter(block, p[keyModifierSize:keyModifierSize+cbcIVSize]).CryptBlocks(out, ct)
 	padLen := int(out[len(out)-1])
 	if padLen == 0 || padLen > aes.BlockSize {

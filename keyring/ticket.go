@@ -311,7 +311,13 @@ func parseHTTPDate(s string) (time.Time, error) {
 // negative or oversized counts, truncation, duplicate dictionary keys, bad 7-bit lengths). Counts
 // and lengths are checked against the remaining input before anything is allocated.
 func ParseTicket(b []byte) (*Ticket, error) {
-	r := &ticketReader{s: string(b)}
+	return parseTicketString(string(b))
+}
+
+// parseTicketString is [ParseTicket] over the ticket bytes held as a string: every string of the
+// ticket is a substring of s.
+func parseTicketString(s string) (*Ticket, error) {
+	r := ticketReader{s: s}
 	t, err := r.ticket()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedTicket, err)
@@ -377,6 +383,19 @@ func (r *ticketReader) read7BitInt() (int32, error) {
 
 // string is BinaryReader.ReadString: a 7-bit length, then that many UTF-8 bytes.
 func (r *ticketReader) string() (string, error) {
+	// Fast path: a length below 128 (one byte) and the bytes all present.
+	if r.off < len(r.s) {
+		if n := int(r.s[r.off]); n < 0x80 && n < len(r.s)-r.off {
+			s := r.s[r.off+1 : r.off+1+n]
+			r.off += 1 + n
+			return s, nil
+		}
+	}
+	return r.longString()
+}
+
+// longString is string for lengths of more than one byte, and for truncated input.
+func (r *ticketReader) longString() (string, error) {
 	n, err := r.read7BitInt()
 	if err != nil {
 		return "", err
@@ -433,15 +452,27 @@ func (r *ticketReader) ticket() (*Ticket, error) {
 	if v != ticketFormatVersion {
 		return nil, fmt.Errorf("format version %d, want %d", v, ticketFormatVersion)
 	}
-	t := &Ticket{}
-	if t.Scheme, err = r.string(); err != nil {
+	scheme, err := r.string()
+	if err != nil {
 		return nil, err
 	}
 	n, err := r.count("identity", minIdentitySize)
 	if err != nil {
 		return nil, err
 	}
-	t.Identities = make([]Identity, n)
+	var t *Ticket
+	if n == 1 {
+		// The usual single identity shares the ticket's allocation.
+		one := &struct {
+			t  Ticket
+			id [1]Identity
+		}{}
+		t = &one.t
+		t.Identities = one.id[:]
+	} else {
+		t = &Ticket{Identities: make([]Identity, n)}
+	}
+	t.Scheme = scheme
 	for i := range t.Identities {
 		if err := r.identity(&t.Identities[i], 0); err != nil {
 			return nil, err
