@@ -191,13 +191,14 @@ var ErrConfig = errors.New("httpapi: invalid configuration")
 
 // handler holds the dependencies of every route.
 type handler struct {
-	cfg     Config
-	rings   map[string]Ring
-	log     *slog.Logger
-	nodes   *nodeTracker
-	metrics *metrics
-	debug   *rate.Limiter
-	render  renderCache
+	cfg      Config
+	rings    map[string]Ring
+	log      *slog.Logger
+	nodes    *nodeTracker
+	metrics  *metrics
+	debug    *rate.Limiter
+	render   renderCache
+	patterns routePatterns
 }
 
 // New returns the API's handler. It returns an error wrapping [ErrConfig] if Rings, Cache or

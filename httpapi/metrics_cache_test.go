@@ -31,3 +31,22 @@ func TestMetricsCountEveryRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsRoutePatterns checks the cached route patterns: each route keeps its own pattern
+// on repeated requests, and paths that match no route are "unmatched".
+func TestMetricsRoutePatterns(t *testing.T) {
+	e := newEnv(t)
+	for range 2 {
+		e.do(t, req{path: "/healthz"})
+		e.do(t, req{path: "/v1/rings/default/keys", token: tokNode})
+		e.do(t, req{path: "/v1/rings/default/keys/3d6d01fd-c0e7-44ae-82dd-013b996b4093", token: tokNode})
+		e.do(t, req{path: "/v1/rings/default/status", token: tokAdmin})
+		e.do(t, req{path: "/no/such/path"})
+	}
+	body := e.do(t, req{path: "/metrics", token: tokNode}).Body.String()
+	for _, route := range []string{"/healthz", "/v1/rings/{ring}/keys", "/v1/rings/{ring}/keys/{id}", "/v1/rings/{ring}/status", "unmatched"} {
+		if want := `dpkeyring_http_request_duration_seconds_count{route="` + route + `"} 2`; !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,16 +90,17 @@ func (h *handler) accessLog(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		route := "unmatched"
-		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-			route = rc.RoutePattern()
-		}
+		route := h.patterns.pattern(chi.RouteContext(r.Context()))
 		h.metrics.observeRequest(route, r.Method, status, d)
 		if !h.log.Enabled(r.Context(), slog.LevelInfo) {
 			return
 		}
-		attrs := make([]slog.Attr, 0, 10)
-		attrs = append(attrs,
+		// One literal argument list (not an appended slice) so the attributes stay on the stack.
+		tokenName, role := slog.Attr{}, slog.Attr{} // empty attributes are not logged
+		if st.authed {
+			tokenName, role = slog.String("token_name", st.principal.Name), slog.String("role", st.principal.Role.String())
+		}
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("request_id", st.id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
@@ -106,11 +109,7 @@ func (h *handler) accessLog(next http.Handler) http.Handler {
 			slog.Int("bytes", ww.BytesWritten()),
 			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 			slog.String("remote", r.RemoteAddr),
-		)
-		if st.authed {
-			attrs = append(attrs, slog.String("token_name", st.principal.Name), slog.String("role", st.principal.Role.String()))
-		}
-		h.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+			tokenName, role)
 	})
 }
 
@@ -151,4 +150,46 @@ func (h *handler) limitBody(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// routePatterns caches chi's RoutePattern (which joins and rewrites strings on every call) by
+// the matched route's pattern parts: a lookup costs no allocation.
+type routePatterns struct {
+	mu sync.Mutex // serializes writers of m
+	m  atomic.Pointer[map[string]string]
+}
+
+// pattern returns rc's route pattern, or "unmatched".
+func (c *routePatterns) pattern(rc *chi.Context) string {
+	if rc == nil || len(rc.RoutePatterns) == 0 {
+		return "unmatched"
+	}
+	var buf [256]byte
+	key := buf[:0]
+	for _, p := range rc.RoutePatterns {
+		key = append(key, p...)
+		key = append(key, 0)
+	}
+	if m := c.m.Load(); m != nil {
+		if p, ok := (*m)[string(key)]; ok {
+			return p
+		}
+	}
+	p := rc.RoutePattern()
+	if p == "" {
+		p = "unmatched"
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var old map[string]string
+	if m := c.m.Load(); m != nil {
+		old = *m
+	}
+	if len(old) < 256 { // routes are few; the bound only guards against surprises
+		next := make(map[string]string, len(old)+1)
+		maps.Copy(next, old)
+		next[string(key)] = p
+		c.m.Store(&next)
+	}
+	return p
 }

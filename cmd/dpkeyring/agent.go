@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -48,14 +49,18 @@ backoff and jitter (--min-backoff .. --max-backoff); at start with no server the
 reading the folder they have. Logs are JSON lines on stderr; tokens and keys are never logged.
 SIGINT or SIGTERM stops it.
 
-Exit codes: with --once 0 when the folder was synced, 1 on failure (server unreachable, an I/O
-error, a file that differs from the served element, or a folder that does not load as a key ring
-because of a foreign file; the folder is left as is), 2 on a bad command line. Without --once: 0 after SIGINT/SIGTERM, 1 if it cannot start.
+Exit codes: with --once 0 when the folder was synced, 1 on failure (server still unavailable
+after --timeout, a 401/403/404 answer (not retried), an I/O error, a file that differs from the
+served element, or a folder that does not load as a key ring because of a foreign file; the
+folder is left as is), 2 on a bad command line. Without --once: 0 after SIGINT/SIGTERM, 1 if it
+cannot start.
 
 Flags:
   --server URL             the dpkeyring server (default $DPKEYRING_SERVER)
   --token-file F           file holding a node token (one final newline ignored); keep it mode
-                           0600 (default $DPKEYRING_TOKEN_FILE)
+                           0600 (or 0440 with a group, as a Kubernetes Secret with fsGroup); a
+                           warning is logged if all users can read it (default
+                           $DPKEYRING_TOKEN_FILE)
   --ring R                 the ring (default "default")
   --dir DIR                the key folder (created with mode 0700 if missing)
   --node-id ID             sent as X-Node-Id, so the server's status shows this node and the
@@ -64,7 +69,8 @@ Flags:
   --wait D                 long-poll wait of each request (default 60s; the server caps it)
   --min-backoff D, --max-backoff D
                            retry delays after a failure (default 500ms and 30s)
-  --timeout D              with --once: give up after this long (default 30s)
+  --timeout D              with --once: retry an unavailable server (network error, 5xx, 429;
+                           with the backoff above) for at most this long (default 30s)
   --health-addr HOST:PORT  serve GET /healthz: JSON with ok, the last sync and contact times,
                            the ring version held and the agent version; 200 when the server was
                            reached within --health-max-age and the folder loads as a key ring,
@@ -136,8 +142,10 @@ func (c *cli) agent(ctx context.Context, args []string) error {
 		return usageErrorf(name, "--health-file must not be an *.xml file in --dir: ASP.NET Core would read it as a key")
 	}
 	logger := slog.New(slog.NewJSONHandler(c.stderr, nil)).With("ring", f.ring)
-	if fi, err := os.Stat(f.tokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		logger.Warn("token file is readable by other users; chmod 600 it", "file", f.tokenFile, "mode", fi.Mode().Perm().String())
+	// Group read is fine (Kubernetes mounts Secrets with fsGroup as 0440); read by others is not.
+	if fi, err := os.Stat(f.tokenFile); err == nil && fi.Mode().Perm()&0o004 != 0 {
+		logger.Warn("token file is readable by all users (the others read bit, o+r, is set); chmod o-r it",
+			"file", f.tokenFile, "mode", fi.Mode().Perm().String())
 	}
 	opts := []client.Option{client.WithTokenFile(f.tokenFile)}
 	if f.nodeID != "" {
@@ -200,12 +208,14 @@ type agent struct {
 	failing     bool
 }
 
-// syncOnce reads the ring once and syncs the folder.
+// syncOnce reads the ring and syncs the folder. While the server is unavailable (network error,
+// 5xx, 429) it retries with the agent's backoff and jitter until ctx ends (--timeout); any other
+// answer (401, 404 ...) fails at once.
 func (a *agent) syncOnce(ctx context.Context) error {
 	if err := a.loadState(); err != nil {
 		return err
 	}
-	doc, err := a.client.Fetch(ctx, a.flags.ring, "")
+	doc, err := a.fetchRetrying(ctx)
 	if err != nil {
 		a.log.Error("sync failed; the folder is left as it is", "error", err.Error())
 		return fmt.Errorf("agent: ring %s: %w", a.flags.ring, err)
@@ -223,6 +233,58 @@ func (a *agent) syncOnce(ctx context.Context) error {
 		return fmt.Errorf("agent: ring %s: the folder does not load as a key ring: %s", a.flags.ring, h.FolderError)
 	}
 	return nil
+}
+
+// fetchRetrying reads the ring, retrying while the server is unavailable until ctx ends. Its
+// error after ctx ended says how long and how often it tried, with the last request's error.
+func (a *agent) fetchRetrying(ctx context.Context) (*client.RingDoc, error) {
+	start := time.Now()
+	backoff := a.flags.minBackoff
+	var lastErr error
+	for tries := 1; ; tries++ {
+		doc, err := a.client.Fetch(ctx, a.flags.ring, "")
+		if doc != nil {
+			if err != nil { // read, but not written to a cache directory (the agent sets none)
+				a.log.Warn("ring read with an error", "error", err.Error())
+			}
+			return doc, nil
+		}
+		if !errors.Is(err, client.ErrUnavailable) {
+			return nil, err
+		}
+		if ctx.Err() == nil || lastErr == nil {
+			lastErr = err // keep the cause, not the cut-off of the last try
+		}
+		if ctx.Err() == nil {
+			d := agentJitter(backoff)
+			backoff = min(2*backoff, a.flags.maxBackoff)
+			a.log.Warn("sync failed; the folder is left as it is", "error", err.Error(), "retry_in", d.Round(time.Millisecond).String())
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("server not reached within --timeout %s (%d tries, %s): %w",
+				a.flags.timeout, tries, time.Since(start).Round(100*time.Millisecond), lastErr)
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("stopped before the server was reached (%d tries): %w", tries, lastErr)
+		}
+	}
+}
+
+// agentJitter returns a random duration in [d/2, d], as the client's Watch does, so that many
+// agents retrying at once spread out.
+func agentJitter(d time.Duration) time.Duration {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil || d < 2 {
+		return d
+	}
+	half := d / 2
+	return half + time.Duration(binary.BigEndian.Uint64(b[:])%uint64(d-half+1))
 }
 
 // run follows the ring until ctx ends.

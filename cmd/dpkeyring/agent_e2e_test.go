@@ -260,7 +260,7 @@ func TestAgentBinaryEndToEnd(t *testing.T) {
 	if code := once.waitExit(t, 30*time.Second); code != 0 {
 		t.Errorf("agent --once: exit %d\n%s", code, once.stderr.String())
 	}
-	down := startProc(t, bin, "agent", "--server", "http://127.0.0.1:1", "--token-file", tf, "--dir", t.TempDir(), "--once", "--timeout", "5s")
+	down := startProc(t, bin, "agent", "--server", "http://127.0.0.1:1", "--token-file", tf, "--dir", t.TempDir(), "--once", "--timeout", "1s")
 	if code := down.waitExit(t, 30*time.Second); code != 1 {
 		t.Errorf("agent --once with no server: exit %d, want 1", code)
 	}

@@ -5,7 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -203,7 +207,7 @@ func TestAgentOnceFailures(t *testing.T) {
 		code int
 		want string
 	}{
-		{"server unreachable", []string{"--server", "http://127.0.0.1:1", "--token-file", tf, "--dir", dir, "--once", "--timeout", "5s"}, 1, "server unavailable"},
+		{"server unreachable", []string{"--server", "http://127.0.0.1:1", "--token-file", tf, "--dir", dir, "--once", "--timeout", "1s"}, 1, "not reached within --timeout 1s"},
 		{"unknown token", []string{"--server", s.url, "--token-file", bad, "--dir", dir, "--once"}, 1, "401"},
 		{"unknown ring", []string{"--server", s.url, "--token-file", tf, "--dir", dir, "--once", "--ring", "nope"}, 1, "404"},
 		{"missing token file", []string{"--server", s.url, "--token-file", tf + ".no", "--dir", dir, "--once"}, 1, "token file"},
@@ -491,5 +495,104 @@ func TestAgentReportsBrokenFolder(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(broken); string(b) != "not xml" {
 		t.Error("the agent changed a file it did not write")
+	}
+}
+
+// TestAgentOnceRetries checks that --once retries an unreachable server with backoff until it
+// answers, and gives up with exit 1 and one clear line once --timeout has passed.
+func TestAgentOnceRetries(t *testing.T) {
+	s := startServe(t, filepath.Join(t.TempDir(), "data"))
+	node := s.tokens["node"]
+	served := servedElements(t, s.url, node)
+	tf := writeTokenFile(t, node)
+
+	// A port that refuses connections for ~1 s, then forwards to the server.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	target, err := url.Parse(s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	started := make(chan error, 1)
+	go func() {
+		time.Sleep(time.Second)
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			late.Listener.Close()
+			late.Listener = ln
+			late.Start()
+		}
+		started <- err
+	}()
+	t.Cleanup(func() {
+		if <-started == nil {
+			late.Close()
+		}
+	})
+
+	dir := filepath.Join(t.TempDir(), "keys")
+	begin := time.Now()
+	r := runCLI(t, time.Now(), "", "agent", "--server", "http://"+addr, "--token-file", tf, "--dir", dir,
+		"--once", "--timeout", "20s", "--min-backoff", "100ms", "--max-backoff", "300ms")
+	if r.code != 0 {
+		t.Fatalf("agent --once against a late server: exit %d\n%s", r.code, r.stderr)
+	}
+	if took := time.Since(begin); took < 900*time.Millisecond {
+		t.Errorf("synced after %v, before the server listened", took)
+	}
+	if !strings.Contains(r.stderr, `"retry_in"`) {
+		t.Errorf("no retry logged:\n%s", r.stderr)
+	}
+	checkFolder(t, dir, served)
+
+	// No server: exit 1 within the bound, one line saying why.
+	begin = time.Now()
+	r = runCLI(t, time.Now(), "", "agent", "--server", "http://127.0.0.1:1", "--token-file", tf, "--dir", t.TempDir(),
+		"--once", "--timeout", "700ms", "--min-backoff", "100ms", "--max-backoff", "200ms")
+	took := time.Since(begin)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	last := lines[len(lines)-1]
+	if r.code != 1 || !strings.HasPrefix(last, "dpkeyring: agent: ring default: server not reached within --timeout 700ms (") ||
+		!strings.Contains(last, "server unavailable") {
+		t.Errorf("no server: exit %d, last line %q", r.code, last)
+	}
+	if took < 700*time.Millisecond || took > 5*time.Second {
+		t.Errorf("no server: gave up after %v, want about 700ms", took)
+	}
+	if n := strings.Count(r.stderr, `"retry_in"`); n < 2 {
+		t.Errorf("no server: %d retries logged, want several:\n%s", n, r.stderr)
+	}
+
+	// A 401 is not retried.
+	begin = time.Now()
+	r = runCLI(t, time.Now(), "", "agent", "--server", s.url, "--token-file", writeTokenFile(t, "dpk_unknown"), "--dir", t.TempDir(),
+		"--once", "--timeout", "20s")
+	if took := time.Since(begin); r.code != 1 || !strings.Contains(r.stderr, "401") || took > 5*time.Second {
+		t.Errorf("unknown token: exit %d after %v\n%s", r.code, took, r.stderr)
+	}
+}
+
+// TestAgentTokenFileMode checks that the agent warns about a token file readable by all users,
+// naming the others read bit, and not about group read (a Kubernetes Secret with fsGroup: 0440).
+func TestAgentTokenFileMode(t *testing.T) {
+	s := startServe(t, filepath.Join(t.TempDir(), "data"))
+	tf := writeTokenFile(t, s.tokens["node"])
+	for _, mode := range []os.FileMode{0o644, 0o604, 0o640, 0o440, 0o600} {
+		t.Run(mode.String(), func(t *testing.T) {
+			if err := os.Chmod(tf, mode); err != nil {
+				t.Fatal(err)
+			}
+			r := runCLI(t, time.Now(), "", "agent", "--server", s.url, "--token-file", tf, "--dir", t.TempDir(), "--once")
+			warned := strings.Contains(r.stderr, `"msg":"token file is readable by all users (the others read bit, o+r, is set); chmod o-r it"`) &&
+				strings.Contains(r.stderr, `"mode":"`+mode.String()+`"`)
+			if r.code != 0 || warned != (mode&0o004 != 0) || strings.Contains(r.stderr, s.tokens["node"]) {
+				t.Errorf("exit %d, warned %v\n%s", r.code, warned, r.stderr)
+			}
+		})
 	}
 }

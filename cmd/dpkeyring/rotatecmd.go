@@ -52,7 +52,8 @@ Flags:
   --ring R
         the ring (default "default")
   --token-file F
-        file holding an admin token (one final newline ignored); keep it mode 0600.
+        file holding an admin token (one final newline ignored); keep it mode 0600 (or 0440
+        with a group); a warning is printed if all users can read it.
         Default $DPKEYRING_TOKEN_FILE
   --tls-ca FILE
         PEM CA bundle to verify the server's certificate (default: system roots)
@@ -196,7 +197,7 @@ func rotateLine(o rotateOutput) string {
 	return line
 }
 
-// readTokenFile reads the token, warning (not failing) when the file is readable by others.
+// readTokenFile reads the token, warning (not failing) when the file is readable by all users.
 func (c *cli) readTokenFile(path string) (string, error) {
 	if path == "" {
 		return "", usageErrorf("rotate", "--token-file is required with --server")
@@ -205,8 +206,9 @@ func (c *cli) readTokenFile(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("token file: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		fmt.Fprintf(c.stderr, "dpkeyring: warning: token file %s has mode %v: other users may read it; chmod 600 it\n", path, fi.Mode().Perm())
+	// Group read is fine (Kubernetes mounts Secrets with fsGroup as 0440); read by others is not.
+	if fi.Mode().Perm()&0o004 != 0 {
+		fmt.Fprintf(c.stderr, "dpkeyring: warning: token file %s has mode %v: readable by all users (the others read bit, o+r, is set); chmod o-r it\n", path, fi.Mode().Perm())
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

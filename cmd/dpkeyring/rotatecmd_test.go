@@ -166,11 +166,17 @@ func TestRotateServerErrors(t *testing.T) {
 		})
 	}
 
-	// A world-readable token file works with a warning that does not show the token.
-	os.Chmod(tf, 0o644)
-	r = runCLI(t, rotateT0, "", "rotate", "--server", srv.URL, "--token-file", tf)
-	if r.code != 0 || !strings.Contains(r.stderr, "other users may read it") || strings.Contains(r.stderr, token) {
-		t.Errorf("world-readable token file: exit %d stderr %q", r.code, r.stderr)
+	// A token file readable by all users works with a warning naming the others read bit, that
+	// does not show the token; group read (a Kubernetes Secret with fsGroup: 0440) is no warning.
+	for _, mode := range []os.FileMode{0o644, 0o604, 0o640, 0o440, 0o600} {
+		if err := os.Chmod(tf, mode); err != nil {
+			t.Fatal(err)
+		}
+		r = runCLI(t, rotateT0, "", "rotate", "--server", srv.URL, "--token-file", tf)
+		warned := strings.Contains(r.stderr, "warning: token file "+tf+" has mode "+mode.String()+": readable by all users (the others read bit, o+r, is set)")
+		if r.code != 0 || warned != (mode&0o004 != 0) || strings.Contains(r.stderr, token) {
+			t.Errorf("token file mode %v: exit %d stderr %q", mode, r.code, r.stderr)
+		}
 	}
 	// An unreachable server is a failure.
 	r = runCLI(t, rotateT0, "", "rotate", "--server", "http://127.0.0.1:1", "--token-file", tf, "--timeout", "5s")

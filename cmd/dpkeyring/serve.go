@@ -90,7 +90,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	// Close writes what is left once the server has shut down.
 	logOut := server.NewLogWriter(c.stderr, server.LogFlushInterval)
 	defer logOut.Close()
-	logger := slog.New(slog.NewJSONHandler(logOut, nil))
+	logger := slog.New(server.NewLogHandler(logOut))
 	if err := server.Run(ctx, cfg, logger, c.stdout); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

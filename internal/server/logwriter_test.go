@@ -138,15 +138,17 @@ func TestLogWriterFullBufferAndLargeLines(t *testing.T) {
 }
 
 // BenchmarkAccessLog measures one access log record (the fields httpapi logs) through the slog
-// JSON handler to a file-like writer: unbuffered (one write per line, as before) and through
-// LogWriter.
+// JSON handler to a file-like writer: unbuffered (one write per line, as before), through
+// LogWriter, and through LogWriter with the server's NewLogHandler.
 func BenchmarkAccessLog(b *testing.B) {
 	for _, bc := range []struct {
-		name string
-		wrap func(io.Writer) io.Writer
+		name    string
+		wrap    func(io.Writer) io.Writer
+		handler func(io.Writer) slog.Handler
 	}{
-		{"direct", func(w io.Writer) io.Writer { return w }},
-		{"buffered", func(w io.Writer) io.Writer { return NewLogWriter(w, 0) }},
+		{"direct", func(w io.Writer) io.Writer { return w }, nil},
+		{"buffered", func(w io.Writer) io.Writer { return NewLogWriter(w, 0) }, nil},
+		{"buffered-fast", func(w io.Writer) io.Writer { return NewLogWriter(w, 0) }, NewLogHandler},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			f, err := openDevNull()
@@ -156,6 +158,9 @@ func BenchmarkAccessLog(b *testing.B) {
 			defer f.Close()
 			w := bc.wrap(f)
 			logger := slog.New(slog.NewJSONHandler(w, nil))
+			if bc.handler != nil {
+				logger = slog.New(bc.handler(w))
+			}
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
