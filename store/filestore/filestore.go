@@ -421,19 +421,23 @@ type lease struct {
 }
 
 func readLease(dir string) (lease, error) {
-	var l lease
-	path := filepath.Join(dir, leaseFile)
+	return readRecord[lease](filepath.Join(dir, leaseFile), "lease")
+}
+
+// readRecord reads the JSON record at path; a missing file gives the zero record.
+func readRecord[T any](path, what string) (T, error) {
+	var rec T
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return l, nil
+		return rec, nil
 	}
 	if err != nil {
-		return l, pathError("reading the lease", path, "read", err)
+		return rec, pathError("reading the "+what, path, "read", err)
 	}
-	if err := json.Unmarshal(data, &l); err != nil {
-		return l, fmt.Errorf("filestore: corrupt lease record %s: %w", path, err)
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return rec, fmt.Errorf("filestore: corrupt %s record %s: %w", what, path, err)
 	}
-	return l, nil
+	return rec, nil
 }
 
 func writeLease(dir string, l lease) error {
@@ -537,19 +541,7 @@ type meta struct {
 }
 
 func readMeta(dir string) (meta, error) {
-	var m meta
-	path := filepath.Join(dir, metaFile)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return m, nil
-	}
-	if err != nil {
-		return m, pathError("reading the metadata", path, "read", err)
-	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return m, fmt.Errorf("filestore: corrupt metadata record %s: %w", path, err)
-	}
-	return m, nil
+	return readRecord[meta](filepath.Join(dir, metaFile), "metadata")
 }
 
 // Meta returns the metadata record of ring. It returns an error wrapping [store.ErrNotFound] if
