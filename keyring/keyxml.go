@@ -246,12 +246,7 @@ func importManagedDescriptor(e *node) (*Descriptor, error) {
 	if d.Validation == ValidationUnknown {
 		return nil, fmt.Errorf("%w: managed validation algorithm %q", ErrUnsupportedAlgorithm, name)
 	}
-	mk := e.element("masterKey")
-	if mk == nil {
-		return nil, fmt.Errorf("%w: descriptor has no masterKey element", ErrMalformedKey)
-	}
-	d.MasterKey, err = decodeMasterKey(mk)
-	if err != nil {
+	if d.MasterKey, err = firstMasterKey(e); err != nil {
 		return nil, err
 	}
 	return &d, nil
@@ -334,15 +329,21 @@ func importCngDescriptor(e *node, gcm bool) (*Descriptor, error) {
 			return nil, fmt.Errorf("%w: CNG hash algorithm %q", ErrUnsupportedAlgorithm, name)
 		}
 	}
-	mk := e.element("masterKey")
-	if mk == nil {
-		return nil, fmt.Errorf("%w: descriptor has no masterKey element", ErrMalformedKey)
-	}
-	d.MasterKey, err = decodeMasterKey(mk)
-	if err != nil {
+	if d.MasterKey, err = firstMasterKey(e); err != nil {
 		return nil, err
 	}
 	return &d, nil
+}
+
+// firstMasterKey decodes the first masterKey child of a managed or CNG descriptor, which .NET's
+// deserializers for those read with element.Element("masterKey") (any further ones are ignored,
+// unlike the default descriptor's Single()).
+func firstMasterKey(e *node) (Secret, error) {
+	mk := e.element("masterKey")
+	if mk == nil {
+		return Secret{}, fmt.Errorf("%w: descriptor has no masterKey element", ErrMalformedKey)
+	}
+	return decodeMasterKey(mk)
 }
 
 // decodeMasterKey is Convert.FromBase64String of the masterKey element's string value: all
