@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/dpkeyring/dpkeyring/httpapi/client"
+	"github.com/dpkeyring/dpkeyring/internal/atomicfile"
 	"github.com/dpkeyring/dpkeyring/keyring"
 	"github.com/dpkeyring/dpkeyring/store"
 )
@@ -538,38 +538,10 @@ func agentSameElement(path string, element []byte) (bool, error) {
 	return bytes.Equal(got, want), nil
 }
 
-// agentTempName returns a temporary file name in dir that FileSystemXmlRepository ignores (it reads
-// only *.xml).
-func agentTempName(dir string) (string, error) {
-	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, ".dpkeyring-"+hex.EncodeToString(rnd[:])+".tmp"), nil
-}
-
-// agentWriteTemp writes data to a new temporary file in dir (mode 0600) and fsyncs it.
+// agentWriteTemp writes data to a new temporary file in dir (mode 0600) and fsyncs it. Its name
+// does not end in .xml, so FileSystemXmlRepository ignores it.
 func agentWriteTemp(dir string, data []byte) (string, error) {
-	tmp, err := agentTempName(dir)
-	if err != nil {
-		return "", err
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return "", err
-	}
-	return tmp, nil
+	return atomicfile.WriteTemp(dir, ".dpkeyring-", ".tmp", data)
 }
 
 // agentCreateFile creates path with data atomically and only if it does not exist: a fsynced
@@ -597,7 +569,7 @@ func agentCreateFile(path string, data []byte) (created bool, err error) {
 			return false, err
 		}
 	}
-	return true, agentSyncDir(dir)
+	return true, atomicfile.SyncDir(dir)
 }
 
 // agentReplaceFile replaces path with data (temporary file, fsync, rename, directory fsync).
@@ -607,21 +579,8 @@ func agentReplaceFile(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.Replace(tmp, path); err != nil {
 		return err
 	}
-	return agentSyncDir(dir)
-}
-
-func agentSyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
+	return atomicfile.SyncDir(dir)
 }

@@ -1,13 +1,13 @@
 package filestore
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/dpkeyring/dpkeyring/internal/atomicfile"
 )
 
 // locked runs fn holding the exclusive OS lock (flock) of the ring in dir, creating the ring
@@ -37,25 +37,9 @@ func (s *Store) locked(ring, dir string, fn func() error) error {
 // writeTemp writes data to a new temporary file (0600) in dir and fsyncs it. The name starts
 // with ".tmp-" and does not end in ".xml", so readers ignore it.
 func writeTemp(dir string, data []byte) (string, error) {
-	var rnd [12]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", fmt.Errorf("filestore: temporary file name: %w", err)
-	}
-	path := filepath.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	path, err := atomicfile.WriteTemp(dir, tempPrefix, "", data)
 	if err != nil {
-		return "", pathError("creating a temporary file", path, "write", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(path)
-		return "", pathError("writing a temporary file", path, "write", err)
+		return "", pathError("writing a temporary file", dir, "write", err)
 	}
 	return path, nil
 }
@@ -69,9 +53,8 @@ func createFileNoSync(dir, name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp) // the final name, if linked, keeps the content
 	final := filepath.Join(dir, name)
-	if err := os.Link(tmp, final); err != nil {
+	if err := atomicfile.LinkNew(tmp, final); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return err
 		}
@@ -96,8 +79,7 @@ func replaceFileNoSync(dir, name string, data []byte) error {
 		return err
 	}
 	final := filepath.Join(dir, name)
-	if err := os.Rename(tmp, final); err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.Replace(tmp, final); err != nil {
 		return pathError("replacing "+name, final, "write", err)
 	}
 	return nil
