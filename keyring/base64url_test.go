@@ -83,3 +83,26 @@ func FuzzBase64URLDecodeDifferential(f *testing.F) {
 	}
 	f.Fuzz(checkBase64Agrees)
 }
+
+// TestBase64URLDecodeOddCharacterAnywhere puts each character that is not in the URL alphabet
+// (or only in the standard one, or padding, or a line break, or non-ASCII) at every position of
+// texts long enough for the SIMD decoder, whose blocks must hand such text to the scalar path.
+func TestBase64URLDecodeOddCharacterAnywhere(t *testing.T) {
+	raw := make([]byte, 200)
+	for i := range raw {
+		raw[i] = byte(i*37 + 11)
+	}
+	for _, n := range []int{24, 48, 49, 50, 96, 150, 200} {
+		s := base64.RawURLEncoding.EncodeToString(raw[:n])
+		checkBase64Agrees(t, s)
+		for _, odd := range []byte{'+', '/', '=', '\n', '\r', ' ', '.', '!', 0x00, 0x7f, 0x80, 0xff, '-', '_'} {
+			for i := range len(s) {
+				b := []byte(s)
+				b[i] = odd
+				checkBase64Agrees(t, string(b))
+			}
+		}
+		// The whole text in the standard alphabet, which the URL decoder refuses.
+		checkBase64Agrees(t, base64.RawStdEncoding.EncodeToString(raw[:n]))
+	}
+}

@@ -108,11 +108,14 @@ func (r *Ring) DecryptCookie(value string, now time.Time, opts CookieOptions) (*
 		return nil, f.fail(err, "the value is not an ASP.NET Core Data Protection payload (which starts with CfDJ8 in base64url), or it is truncated")
 	}
 	f.id = &id
-	var k Key
+	var (
+		k   Key
+		kdf *keyedKDF
+	)
 	if r == nil {
 		err = &KeyNotFoundError{ID: id}
 	} else {
-		k, err = r.Key(id)
+		k, kdf, err = r.lookup(id)
 	}
 	if err != nil {
 		return nil, f.fail(err, fmt.Sprintf("key %s is not in this ring: the node that issued the cookie uses another key ring, or a key this ring has not loaded yet", id))
@@ -130,7 +133,7 @@ func (r *Ring) DecryptCookie(value string, now time.Time, opts CookieOptions) (*
 		// This is Ring.Unprotect without the header, key and revocation checks done above. The
 		// payload is DecryptCookie's own buffer: it is decrypted in place, and the ticket's
 		// strings share its memory.
-		plaintext, err := unprotectOwned(k, payload, purposes)
+		plaintext, err := unprotectOwned(k, kdf, payload, purposes)
 		switch {
 		case err == nil:
 			t, err := parseTicketString(unsafe.String(unsafe.SliceData(plaintext), len(plaintext)))
@@ -152,14 +155,14 @@ func (r *Ring) DecryptCookie(value string, now time.Time, opts CookieOptions) (*
 			"or another scheme, or its copy of key %s has other key material", id, f.status, len(appNames), id))
 }
 
-// unprotectOwned decrypts payload, whose header names k, for purposes, as [Ring.Unprotect] does
+// unprotectOwned decrypts payload, whose header names k, for purposes, deriving keys with kdf, as [Ring.Unprotect] does
 // once the key is found, not revoked and has a descriptor. The caller must own payload: a CBC
 // payload is decrypted in place once its MAC checks (a failed MAC leaves it unchanged, so the
 // next candidate purpose chain sees the same bytes), and the plaintext is a subslice of it that
 // nothing else may modify. A payload whose MAC checks but whose padding does not is left
 // decrypted; the next candidates then fail their MAC check, as they would have anyway (their keys
 // differ), and DecryptCookie reports ErrDecryptionFailed as before.
-func unprotectOwned(k Key, payload []byte, purposes []string) ([]byte, error) {
+func unprotectOwned(k Key, kdf *keyedKDF, payload []byte, purposes []string) ([]byte, error) {
 	if k.Descriptor == nil {
 		return nil, unusableKeyError(k)
 	}
@@ -167,7 +170,7 @@ func unprotectOwned(k Key, payload []byte, purposes []string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return k.Descriptor.decrypt(payload[headerSize:], aad, true)
+	return k.Descriptor.decrypt(kdf, payload[headerSize:], aad, true)
 }
 
 // cookieFailure collects what DecryptCookie learnt, to build a [CookieError] when it fails.

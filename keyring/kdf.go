@@ -5,6 +5,7 @@ import (
 	"crypto/sha512"
 	"encoding/binary"
 	"hash"
+	"sync"
 )
 
 // DeriveKey derives n bytes from the key-derivation key kdk with NIST SP800-108 in counter mode,
@@ -38,6 +39,31 @@ var kdfSeparator = []byte{0}
 func deriveKeyInto(dst, kdk, label, contextHeader, context []byte) {
 	h := hmac.New(sha512.New, kdk)
 	deriveKeyWith(h, dst, label, contextHeader, context)
+}
+
+// keyedKDF derives keys from one key-derivation key with HMAC-SHA512 instances kept in a pool.
+// A pooled instance has been reset once, which makes crypto/hmac save its state after the
+// key's inner and outer pads (FIPS 198-1 §6 allows precomputing them): each later derivation
+// restores that state instead of hashing the pads again, and allocates nothing. The saved
+// states are as secret as the key; they live as long as the ring that owns the pool.
+type keyedKDF struct {
+	kdk  []byte
+	pool sync.Pool // of hash.Hash, keyed with kdk and reset
+}
+
+// deriveKeyFor is deriveKeyInto with kdf's pooled HMAC when kdf is not nil.
+func deriveKeyFor(kdf *keyedKDF, dst, kdk, label, contextHeader, context []byte) {
+	if kdf == nil {
+		deriveKeyInto(dst, kdk, label, contextHeader, context)
+		return
+	}
+	h, ok := kdf.pool.Get().(hash.Hash)
+	if !ok {
+		h = hmac.New(sha512.New, kdf.kdk)
+	}
+	deriveKeyWith(h, dst, label, contextHeader, context)
+	h.Reset()
+	kdf.pool.Put(h)
 }
 
 // deriveKeyWith is deriveKeyInto with a fresh (or reset) HMAC-SHA512 keyed with the kdk.

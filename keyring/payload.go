@@ -163,11 +163,12 @@ func (d *Descriptor) algorithm() (*algorithm, error) {
 // (see [AAD]) is only the KDF label; GCM gets no associated data. It returns an error wrapping
 // [ErrUnsupportedAlgorithm] if the descriptor names an unknown algorithm.
 func (d *Descriptor) Encrypt(plaintext, aad []byte) ([]byte, error) {
-	return d.appendEncrypt(nil, plaintext, aad)
+	return d.appendEncrypt(nil, nil, plaintext, aad)
 }
 
-// appendEncrypt appends the encryptor payload to dst with a fresh key modifier and IV.
-func (d *Descriptor) appendEncrypt(dst, plaintext, aad []byte) ([]byte, error) {
+// appendEncrypt appends the encryptor payload to dst with a fresh key modifier and IV, deriving
+// keys with kdf (the ring's pool for the descriptor's key) if it is not nil.
+func (d *Descriptor) appendEncrypt(kdf *keyedKDF, dst, plaintext, aad []byte) ([]byte, error) {
 	a, err := d.algorithm()
 	if err != nil {
 		return nil, err
@@ -177,7 +178,7 @@ func (d *Descriptor) appendEncrypt(dst, plaintext, aad []byte) ([]byte, error) {
 	if _, err := rand.Read(r); err != nil {
 		return nil, fmt.Errorf("keyring: reading random bytes: %w", err)
 	}
-	return d.appendEncryptWith(dst, a, plaintext, aad, r[:keyModifierSize], r[keyModifierSize:])
+	return d.appendEncryptWith(kdf, dst, a, plaintext, aad, r[:keyModifierSize], r[keyModifierSize:])
 }
 
 // encryptDeterministic is Encrypt with a given key modifier and IV (or nonce), for known-answer
@@ -190,10 +191,10 @@ func (d *Descriptor) encryptDeterministic(plaintext, aad, keyModifier, iv []byte
 	if len(keyModifier) != keyModifierSize || len(iv) != a.ivSize() {
 		return nil, fmt.Errorf("keyring: key modifier must be %d bytes and IV %d bytes", keyModifierSize, a.ivSize())
 	}
-	return d.appendEncryptWith(nil, a, plaintext, aad, keyModifier, iv)
+	return d.appendEncryptWith(nil, nil, a, plaintext, aad, keyModifier, iv)
 }
 
-func (d *Descriptor) appendEncryptWith(dst []byte, a *algorithm, plaintext, aad, keyModifier, iv []byte) ([]byte, error) {
+func (d *Descriptor) appendEncryptWith(kdf *keyedKDF, dst []byte, a *algorithm, plaintext, aad, keyModifier, iv []byte) ([]byte, error) {
 	n := len(dst)
 	size := a.sealedSize(len(plaintext))
 	if cap(dst)-n < size {
@@ -209,7 +210,7 @@ func (d *Descriptor) appendEncryptWith(dst []byte, a *algorithm, plaintext, aad,
 
 	if a.gcm {
 		key := make([]byte, a.keyLen)
-		deriveKeyInto(key, kdk, aad, a.header, keyModifier)
+		deriveKeyFor(kdf, key, kdk, aad, a.header, keyModifier)
 		aead, err := newGCM(key)
 		clear(key)
 		if err != nil {
@@ -222,7 +223,7 @@ func (d *Descriptor) appendEncryptWith(dst []byte, a *algorithm, plaintext, aad,
 
 	keys := make([]byte, a.keyLen+a.macLen)
 	defer clear(keys)
-	deriveKeyInto(keys, kdk, aad, a.header, keyModifier)
+	deriveKeyFor(kdf, keys, kdk, aad, a.header, keyModifier)
 	block, err := aes.NewCipher(keys[:a.keyLen])
 	if err != nil {
 		return nil, err
@@ -247,14 +248,21 @@ func (d *Descriptor) appendEncryptWith(dst []byte, a *algorithm, plaintext, aad,
 // tampering, truncation, bad padding) returns exactly [ErrDecryptionFailed]. It returns an error
 // wrapping [ErrUnsupportedAlgorithm] if the descriptor names an unknown algorithm.
 func (d *Descriptor) Decrypt(encryptorPayload, aad []byte) ([]byte, error) {
-	return d.decrypt(encryptorPayload, aad, false)
+	return d.decrypt(nil, encryptorPayload, aad, false)
 }
 
-// decrypt is [Descriptor.Decrypt]. With inPlace, a CBC payload is decrypted over its own
+// cbcScratch holds the derived AES and HMAC keys (at most 32 + 64 bytes) and then the computed
+// MAC (at most 64 bytes) of one CBC decryption; it is cleared before going back to the pool.
+type cbcScratch [32 + 2*sha512.Size]byte
+
+var cbcScratchPool = sync.Pool{New: func() any { return new(cbcScratch) }}
+
+// decrypt is [Descriptor.Decrypt], deriving keys with kdf (the ring's pool for the descriptor's
+// key) if it is not nil. With inPlace, a CBC payload is decrypted over its own
 // ciphertext once the MAC has been checked (a failed MAC leaves p unchanged) and the plaintext
 // returned is a subslice of p; the caller must own p. GCM always decrypts into a new buffer, since
 // a failed GCM open may overwrite its destination.
-func (d *Descriptor) decrypt(p, aad []byte, inPlace bool) ([]byte, error) {
+func (d *Descriptor) decrypt(kdf *keyedKDF, p, aad []byte, inPlace bool) ([]byte, error) {
 	a, err := d.algorithm()
 	if err != nil {
 		return nil, err
@@ -266,7 +274,7 @@ func (d *Descriptor) decrypt(p, aad []byte, inPlace bool) ([]byte, error) {
 			return nil, ErrDecryptionFailed
 		}
 		key := make([]byte, a.keyLen)
-		deriveKeyInto(key, kdk, aad, a.header, p[:keyModifierSize])
+		deriveKeyFor(kdf, key, kdk, aad, a.header, p[:keyModifierSize])
 		aead, err := newGCM(key)
 		clear(key)
 		if err != nil {
@@ -288,14 +296,17 @@ func (d *Descriptor) decrypt(p, aad []byte, inPlace bool) ([]byte, error) {
 	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
 		return nil, ErrDecryptionFailed
 	}
-	keys := make([]byte, a.keyLen+a.macLen)
-	defer clear(keys)
-	deriveKeyInto(keys, kdk, aad, a.header, p[:keyModifierSize])
+	scratch := cbcScratchPool.Get().(*cbcScratch)
+	defer func() {
+		clear(scratch[:])
+		cbcScratchPool.Put(scratch)
+	}()
+	keys := scratch[:a.keyLen+a.macLen]
+	deriveKeyFor(kdf, keys, kdk, aad, a.header, p[:keyModifierSize])
 
 	mac := hmac.New(a.newHash, keys[a.keyLen:])
 	mac.Write(p[keyModifierSize:ctEnd])
-	var sum [sha512.Size]byte
-	if !hmac.Equal(mac.Sum(sum[:0]), p[ctEnd:]) {
+	if !hmac.Equal(mac.Sum(scratch[len(keys):len(keys)]), p[ctEnd:]) {
 		return nil, ErrDecryptionFailed
 	}
 
@@ -345,6 +356,11 @@ func PayloadKeyID(payload []byte) (KeyID, error) {
 // k.DescriptorErr if k has no usable descriptor, and one wrapping [ErrInvalidPurpose] for a
 // purpose that is not valid UTF-8.
 func ProtectWithKey(k Key, plaintext []byte, purposes []string) ([]byte, error) {
+	return protectWithKey(k, nil, plaintext, purposes)
+}
+
+// protectWithKey is [ProtectWithKey], deriving keys with kdf if it is not nil.
+func protectWithKey(k Key, kdf *keyedKDF, plaintext []byte, purposes []string) ([]byte, error) {
 	if k.Descriptor == nil {
 		return nil, unusableKeyError(k)
 	}
@@ -358,7 +374,7 @@ func ProtectWithKey(k Key, plaintext []byte, purposes []string) ([]byte, error) 
 	}
 	out := make([]byte, headerSize, headerSize+a.sealedSize(len(plaintext)))
 	copy(out, aad[:headerSize]) // the AAD starts with the same magic header and key id
-	return k.Descriptor.appendEncrypt(out, plaintext, aad)
+	return k.Descriptor.appendEncrypt(kdf, out, plaintext, aad)
 }
 
 // unusableKeyError explains why a key without a descriptor cannot be used.
@@ -388,10 +404,11 @@ func (r *Ring) Unprotect(payload []byte, purposes []string) ([]byte, Key, error)
 	if r == nil {
 		return nil, Key{}, &KeyNotFoundError{ID: id}
 	}
-	k, err := r.Key(id)
-	if err != nil {
-		return nil, Key{}, err
+	i, ok := r.byID[id]
+	if !ok {
+		return nil, Key{}, &KeyNotFoundError{ID: id}
 	}
+	k := r.keys[i]
 	if r.IsRevoked(k) {
 		return nil, k, fmt.Errorf("%w: key %s", ErrKeyRevoked, id)
 	}
@@ -402,7 +419,7 @@ func (r *Ring) Unprotect(payload []byte, purposes []string) ([]byte, Key, error)
 	if err != nil {
 		return nil, k, err
 	}
-	plaintext, err := k.Descriptor.Decrypt(payload[headerSize:], aad)
+	plaintext, err := k.Descriptor.decrypt(r.kdfs[i], payload[headerSize:], aad, false)
 	if err != nil {
 		return nil, k, err
 	}

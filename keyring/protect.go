@@ -12,5 +12,9 @@ func (r *Ring) Protect(now time.Time, plaintext []byte, purposes []string) ([]by
 	if err != nil {
 		return nil, err
 	}
-	return ProtectWithKey(k, plaintext, purposes)
+	_, kdf, err := r.lookup(k.ID)
+	if err != nil {
+		return nil, err
+	}
+	return protectWithKey(k, kdf, plaintext, purposes)
 }

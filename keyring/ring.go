@@ -26,6 +26,7 @@ type Ring struct {
 	byID        map[KeyID]int
 	revokedIDs  map[KeyID]bool
 	revokeAll   time.Time // latest mass revocation date; zero if none
+	kdfs        []*keyedKDF // per key, as keys; nil for a key without a descriptor
 }
 
 // NewRing builds a ring. It returns an error wrapping [ErrDuplicateKey] if two keys share an id,
@@ -36,6 +37,7 @@ func NewRing(keys []Key, revocations []Revocation, skipped []SkippedElement) (*R
 		revocations: slices.Clone(revocations),
 		skipped:     slices.Clone(skipped),
 		byID:        make(map[KeyID]int, len(keys)),
+		kdfs:        make([]*keyedKDF, len(keys)),
 		revokedIDs:  make(map[KeyID]bool),
 	}
 	for i, k := range r.keys {
@@ -43,6 +45,9 @@ func NewRing(keys []Key, revocations []Revocation, skipped []SkippedElement) (*R
 			return nil, fmt.Errorf("%w: %s", ErrDuplicateKey, k.ID)
 		}
 		r.byID[k.ID] = i
+		if k.Descriptor != nil {
+			r.kdfs[i] = &keyedKDF{kdk: k.Descriptor.MasterKey.Bytes()}
+		}
 	}
 	for _, rev := range r.revocations {
 		if rev.All {
@@ -71,11 +76,17 @@ func (r *Ring) Len() int { return len(r.keys) }
 // Key returns the key with the given id. It returns a [*KeyNotFoundError] (wrapping
 // [ErrKeyNotFound]) if the ring does not hold it.
 func (r *Ring) Key(id KeyID) (Key, error) {
+	k, _, err := r.lookup(id)
+	return k, err
+}
+
+// lookup returns the key with the given id and its key-derivation pool.
+func (r *Ring) lookup(id KeyID) (Key, *keyedKDF, error) {
 	i, ok := r.byID[id]
 	if !ok {
-		return Key{}, &KeyNotFoundError{ID: id}
+		return Key{}, nil, &KeyNotFoundError{ID: id}
 	}
-	return r.keys[i], nil
+	return r.keys[i], r.kdfs[i], nil
 }
 
 // IsRevoked reports whether k is revoked: by a revocation of its id, or because it was created
