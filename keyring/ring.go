@@ -25,7 +25,7 @@ type Ring struct {
 	skipped     []SkippedElement
 	byID        map[KeyID]int
 	revokedIDs  map[KeyID]bool
-	revokeAll   time.Time // latest mass revocation date; zero if none
+	revokeAll   time.Time   // latest mass revocation date; zero if none
 	kdfs        []*keyedKDF // per key, as keys; nil for a key without a descriptor
 }
 
