@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -667,6 +668,57 @@ func TestDecryptCBCIndependent(t *testing.T) {
 		}
 		if _, err := d.Decrypt(build(bad), aad); err != keyring.ErrDecryptionFailed {
 			t.Errorf("padding % x: err = %v, want exactly ErrDecryptionFailed", bad[len(bad)-4:], err)
+		}
+	}
+}
+
+// TestRingConcurrentUseSharesKDFPool protects and unprotects from many goroutines with one ring,
+// whose per-key pool of keyed HMACs they share, under every algorithm; with -race it also checks
+// that the pool hands each derivation its own instance. Every payload must come back to its own
+// plaintext, and the ring must agree with a bare descriptor, which derives from scratch.
+func TestRingConcurrentUseSharesKDFPool(t *testing.T) {
+	for _, alg := range []struct {
+		enc keyring.EncryptionAlgorithm
+		val keyring.ValidationAlgorithm
+	}{
+		{keyring.AES256CBC, keyring.HMACSHA256}, {keyring.AES128CBC, keyring.HMACSHA512},
+		{keyring.AES256GCM, keyring.ValidationUnknown},
+	} {
+		ring := mustRingWith(t, alg.enc, alg.val)
+		k := ring.Keys()[0]
+		purposes := []string{"app", "purpose"}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 50 {
+					plaintext := fmt.Appendf(nil, "goroutine %d message %d", g, i)
+					p, err := ring.Protect(k.Created, plaintext, purposes)
+					if err != nil {
+						errs <- err
+						return
+					}
+					got, _, err := ring.Unprotect(p, purposes)
+					if err != nil || !bytes.Equal(got, plaintext) {
+						errs <- fmt.Errorf("%s: Unprotect = %q, %v; want %q", alg.enc, got, err, plaintext)
+						return
+					}
+					aad, err := keyring.AAD(k.ID, purposes)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if got, err := k.Descriptor.Decrypt(p[20:], aad); err != nil || !bytes.Equal(got, plaintext) {
+						errs <- fmt.Errorf("%s: Descriptor.Decrypt = %q, %v; want %q", alg.enc, got, err, plaintext)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
 		}
 	}
 }
