@@ -150,6 +150,27 @@ func prepareElements(elements [][]byte, opts keyring.ParseOptions, decrypt bool)
 	return out, decrypted, warnings, nil
 }
 
+// readPrepared reads the ring at from (ring ring when from is a store spec), checks and prepares
+// its elements as prepareElements does, and prints the warnings; errors carry the command name.
+func (c *cli) readPrepared(ctx context.Context, name, from, ring string, cf certFlags) ([]store.Element, []keyring.KeyID, []string, error) {
+	opts, err := cf.parseOptions()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	elements, _, err := c.sourceElements(ctx, from, ring)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	prepared, decrypted, warnings, err := prepareElements(elements, opts, len(cf.certs) > 0)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %s: %w", name, storespec.Redact(from), err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(c.stderr, "dpkeyring: %s: warning: %s\n", name, w)
+	}
+	return prepared, decrypted, warnings, nil
+}
+
 func (c *cli) importRing(ctx context.Context, args []string) error {
 	const name = "import"
 	fs := newFlagSet(name)
@@ -184,20 +205,9 @@ func (c *cli) importRing(ctx context.Context, args []string) error {
 	if err := cf.validate(name); err != nil {
 		return err
 	}
-	opts, err := cf.parseOptions()
+	prepared, decrypted, warnings, err := c.readPrepared(ctx, name, *from, *fromRing, cf)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	elements, _, err := c.sourceElements(ctx, *from, *fromRing)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	prepared, decrypted, warnings, err := prepareElements(elements, opts, len(cf.certs) > 0)
-	if err != nil {
-		return fmt.Errorf("%s: %s: %w", name, storespec.Redact(*from), err)
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(c.stderr, "dpkeyring: import: warning: %s\n", w)
+		return err
 	}
 	sum := importSummary{
 		From: storespec.Redact(*from), To: storespec.Redact(*to), Ring: *ringName,
@@ -326,26 +336,15 @@ func (c *cli) exportRing(ctx context.Context, args []string) error {
 	if err := cf.validate(name); err != nil {
 		return err
 	}
-	opts, err := cf.parseOptions()
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
 	var cert *x509.Certificate
 	if *encryptCert != "" {
 		if cert, err = readCertificate(*encryptCert); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	elements, _, err := c.sourceElements(ctx, *from, *ringName)
+	prepared, _, _, err := c.readPrepared(ctx, name, *from, *ringName, cf)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	prepared, _, warnings, err := prepareElements(elements, opts, len(cf.certs) > 0)
-	if err != nil {
-		return fmt.Errorf("%s: %s: %w", name, storespec.Redact(*from), err)
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(c.stderr, "dpkeyring: export: warning: %s\n", w)
+		return err
 	}
 	docElements := make([][]byte, len(prepared))
 	for i, e := range prepared {
