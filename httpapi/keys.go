@@ -29,7 +29,12 @@ const (
 // ringParam returns the {ring} of the route after checking that the caller has one of roles
 // and is granted the ring (403), and that the ring is served (404).
 func (h *handler) ringParam(r *http.Request, roles ...Role) (string, Principal, error) {
-	ring := chi.URLParam(r, "ring")
+	return h.checkRing(r, chi.URLParam(r, "ring"), roles...)
+}
+
+// checkRing checks that the caller has one of roles and is granted ring (403), and that the
+// ring is served (404).
+func (h *handler) checkRing(r *http.Request, ring string, roles ...Role) (string, Principal, error) {
 	p, err := authorize(r, ring, roles...)
 	if err != nil {
 		return "", p, err
@@ -82,7 +87,13 @@ func (h *handler) listRings(w http.ResponseWriter, r *http.Request) error {
 // getKeys answers GET /v1/rings/{ring}/keys: the ring as a repository document (or JSON), with
 // ETag, If-None-Match and the ?wait= long-poll.
 func (h *handler) getKeys(w http.ResponseWriter, r *http.Request) error {
-	ring, p, err := h.ringParam(r, RoleNode, RoleAdmin)
+	return h.serveKeys(w, r, chi.URLParam(r, "ring"))
+}
+
+// serveKeys is [handler.getKeys] for the ring named in the path; the fast path
+// ([handler.withFastPath]) calls it directly.
+func (h *handler) serveKeys(w http.ResponseWriter, r *http.Request, ring string) error {
+	ring, p, err := h.checkRing(r, ring, RoleNode, RoleAdmin)
 	if err != nil {
 		return err
 	}

@@ -80,37 +80,45 @@ func newRequestID(r *http.Request) string {
 // bodies) and records the request metrics by route pattern.
 func (h *handler) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		st := &reqState{id: newRequestID(r)}
-		w.Header()[middleware.RequestIDHeader] = []string{st.id}
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st)))
-		d := time.Since(start)
-		status := ww.Status()
-		if status == 0 {
-			status = http.StatusOK
-		}
-		route := h.patterns.pattern(chi.RouteContext(r.Context()))
-		h.metrics.observeRequest(route, r.Method, status, d)
-		if !h.log.Enabled(r.Context(), slog.LevelInfo) {
-			return
-		}
-		// One literal argument list (not an appended slice) so the attributes stay on the stack.
-		tokenName, role := slog.Attr{}, slog.Attr{} // empty attributes are not logged
-		if st.authed {
-			tokenName, role = slog.String("token_name", st.principal.Name), slog.String("role", st.principal.Role.String())
-		}
-		h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("request_id", st.id),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.String("route", route),
-			slog.Int("status", status),
-			slog.Int("bytes", ww.BytesWritten()),
-			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-			slog.String("remote", r.RemoteAddr),
-			tokenName, role)
+		h.logged(w, r, "", next)
 	})
+}
+
+// logged is the body of [handler.accessLog]: it serves r with next, then records the metrics
+// and logs the line under route ("" for chi's matched route pattern, read after next ran).
+func (h *handler) logged(w http.ResponseWriter, r *http.Request, route string, next http.Handler) {
+	start := time.Now()
+	st := &reqState{id: newRequestID(r)}
+	w.Header()[middleware.RequestIDHeader] = []string{st.id}
+	ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+	next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st)))
+	d := time.Since(start)
+	status := ww.Status()
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if route == "" {
+		route = h.patterns.pattern(chi.RouteContext(r.Context()))
+	}
+	h.metrics.observeRequest(route, r.Method, status, d)
+	if !h.log.Enabled(r.Context(), slog.LevelInfo) {
+		return
+	}
+	// One literal argument list (not an appended slice) so the attributes stay on the stack.
+	tokenName, role := slog.Attr{}, slog.Attr{} // empty attributes are not logged
+	if st.authed {
+		tokenName, role = slog.String("token_name", st.principal.Name), slog.String("role", st.principal.Role.String())
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("request_id", st.id),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Int("bytes", ww.BytesWritten()),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.String("remote", r.RemoteAddr),
+		tokenName, role)
 }
 
 // recoverer turns a panic into a logged 500 JSON answer (http.ErrAbortHandler is re-panicked,

@@ -13,7 +13,7 @@ import (
 // ring version it holds. It is kept in memory only (each replica knows its own readers).
 type nodeTracker struct {
 	max   int
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	rings map[string]map[string]nodeSeen
 }
 
@@ -22,14 +22,26 @@ type nodeSeen struct {
 	version  uint64
 }
 
+// seenResolution is how stale a node's last_seen may be: a node read again within it with an
+// unchanged version is not written again.
+const seenResolution = time.Second
+
 func newNodeTracker(max int) *nodeTracker {
 	return &nodeTracker{max: max, rings: make(map[string]map[string]nodeSeen)}
 }
 
-// seen records that node holds version of ring at now. When the ring already tracks max nodes,
+// seen records that node holds version of ring at now (last_seen to within [seenResolution]). When the ring already tracks max nodes,
 // the least recently seen one is dropped.
 func (t *nodeTracker) seen(ring, node string, version uint64, now time.Time) {
 	if node == "" {
+		return
+	}
+	// Most reads are by a node that already holds the version: under the read lock, and
+	// without a write, unless its last_seen is a second old or more.
+	t.mu.RLock()
+	s, ok := t.rings[ring][node]
+	t.mu.RUnlock()
+	if ok && s.version == version && !now.Before(s.lastSeen) && now.Sub(s.lastSeen) < seenResolution {
 		return
 	}
 	t.mu.Lock()
