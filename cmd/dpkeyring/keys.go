@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dpkeyring/dpkeyring/internal/atomicfile"
 	"github.com/dpkeyring/dpkeyring/keyring"
 )
 
@@ -170,42 +171,23 @@ func newKeyDates(p keyring.Policy, ring *keyring.Ring, now time.Time) keyring.De
 // writeFileAtomic writes data to dir/name with mode 0600: into a temporary file in dir (whose
 // name does not end in .xml, so readers ignore it), synced, then renamed into place, and the
 // directory synced. It refuses to replace an existing file.
-func writeFileAtomic(dir, name string, data []byte) (err error) {
+//
+// A rename, not a hard link, gives the final name: key folders are often file shares (SMB, NFS)
+// where links may not work. The existence check before it cannot race in practice, since the
+// name holds a new random key id.
+func writeFileAtomic(dir, name string, data []byte) error {
 	final := filepath.Join(dir, name)
 	if _, err := os.Lstat(final); err == nil {
 		return fmt.Errorf("%s already exists", final)
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-"+name+"-*")
+	tmp, err := atomicfile.WriteTemp(dir, ".tmp-"+name+"-", "", data)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
+	if err := atomicfile.Replace(tmp, final); err != nil {
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil // the file is in place; only its durability is not confirmed
-	}
-	defer d.Close()
-	_ = d.Sync()
+	_ = atomicfile.SyncDir(dir) // the file is in place; only its durability is not confirmed
 	return nil
 }
 
