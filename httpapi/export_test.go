@@ -15,3 +15,6 @@ func FastPathTakes(h http.Handler, r *http.Request) bool {
 	_, ok := h.(*fastMux).h.fastRing(r)
 	return ok
 }
+
+// AcceptsGzip is acceptsGzip, for the tests of the Accept-Encoding parser.
+var AcceptsGzip = acceptsGzip

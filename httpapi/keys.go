@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"net/http"
@@ -114,6 +116,9 @@ func (h *handler) serveKeys(w http.ResponseWriter, r *http.Request, ring string)
 		return err
 	}
 	asJSON := prefersJSON(r.Header.Get("Accept"))
+	// The XML document also exists gzip-compressed (made once per version); the JSON form,
+	// made per request, is sent as it is.
+	gz := !asJSON && acceptsGzip(r.Header["Accept-Encoding"])
 
 	e, err := h.cfg.Cache.Get(ring)
 	if wait > 0 && haveOK && (err != nil || have.contains(e.Version)) {
@@ -145,13 +150,16 @@ func (h *handler) serveKeys(w http.ResponseWriter, r *http.Request, ring string)
 	}
 	h.setStale(w, ring)
 	hdr := w.Header()
-	if asJSON {
+	switch {
+	case asJSON:
 		hdr["Etag"] = rr.etagJSON
-	} else {
+	case gz:
+		hdr["Etag"] = rr.etagGzip
+	default:
 		hdr["Etag"] = rr.etagXML
 	}
 	hdr["Cache-Control"] = headerNoCache
-	hdr["Vary"] = headerVaryAccept
+	hdr["Vary"] = headerVaryAcceptEncoding
 	hdr["X-Ring-Version"] = rr.version
 	h.nodes.seen(ring, node, e.Version, h.cfg.Now())
 	if haveOK && have.contains(e.Version) {
@@ -163,18 +171,65 @@ func (h *handler) serveKeys(w http.ResponseWriter, r *http.Request, ring string)
 		return nil
 	}
 	hdr["Content-Type"] = headerContentTypeXML
+	if gz {
+		hdr["Content-Encoding"] = headerGzip
+		hdr["Content-Length"] = rr.gzipLength
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(rr.gzipDoc)
+		return nil
+	}
 	hdr["Content-Length"] = rr.length
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(rr.doc)
 	return nil
 }
 
+// acceptsGzip reports whether the Accept-Encoding header values accept gzip (RFC 9110 §12.5.3):
+// "gzip", "x-gzip" or "*" with a quality other than 0, unless gzip itself is listed with q=0.
+// Anything malformed counts as not accepting it.
+func acceptsGzip(values []string) bool {
+	star, listed := false, 0 // listed: 0 gzip not listed, 1 accepted, -1 refused
+	for _, v := range values {
+		for item := range strings.SplitSeq(v, ",") {
+			coding, params, _ := strings.Cut(item, ";")
+			coding = strings.TrimSpace(coding)
+			ok := qualityNonZero(params)
+			switch {
+			case strings.EqualFold(coding, "gzip"), strings.EqualFold(coding, "x-gzip"):
+				if ok {
+					listed = max(listed, 1)
+				} else {
+					listed = -1
+				}
+			case coding == "*":
+				star = star || ok
+			}
+		}
+	}
+	return listed == 1 || (listed == 0 && star)
+}
+
+// qualityNonZero reports whether the parameters of an Accept-Encoding item (after the first
+// ';') give it a quality above 0. No q parameter is quality 1; a malformed one counts as 0.
+func qualityNonZero(params string) bool {
+	for p := range strings.SplitSeq(params, ";") {
+		name, value, found := strings.Cut(strings.TrimSpace(p), "=")
+		if !found || !strings.EqualFold(strings.TrimSpace(name), "q") {
+			continue
+		}
+		q, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		return err == nil && q > 0 && q <= 1
+	}
+	return true
+}
+
 // Header values shared by every ring answer (net/http only reads them; each has cap 1 so an
 // Add by anyone would copy, never write into the shared array).
 var (
-	headerNoCache        = []string{"no-cache"}
-	headerVaryAccept     = []string{"Accept"}
-	headerContentTypeXML = []string{contentTypeXML}
+	headerNoCache            = []string{"no-cache"}
+	headerVaryAcceptEncoding = []string{"Accept, Accept-Encoding"}
+	headerContentTypeXML     = []string{contentTypeXML}
+	headerGzip               = []string{"gzip"}
 )
 
 // getKey answers GET /v1/rings/{ring}/keys/{id}: one key element, as XML or JSON.
@@ -209,15 +264,17 @@ func (h *handler) getKey(w http.ResponseWriter, r *http.Request) error {
 	return errorf(http.StatusNotFound, codeKeyNotFound, "key %s is not in ring %q", id, ring)
 }
 
-// etag returns the strong ETag of a ring version: "VERSION" for the XML document,
-// "VERSION.json" for the JSON one.
-func etag(version uint64, asJSON bool) string {
-	v := strconv.FormatUint(version, 10)
-	if asJSON {
-		return `"` + v + `.json"`
-	}
-	return `"` + v + `"`
+// etag returns the strong ETag of a ring version in one representation: "VERSION" for the XML
+// document, "VERSION.gz" for it gzip-compressed, "VERSION.json" for the JSON one.
+func etag(version uint64, suffix string) string {
+	return `"` + strconv.FormatUint(version, 10) + suffix + `"`
 }
+
+// Suffixes of the ETags of the representations other than the XML document.
+const (
+	etagSuffixGzip = ".gz"
+	etagSuffixJSON = ".json"
+)
 
 // versions is the set of ring versions a client says it has.
 type versions []uint64
@@ -234,7 +291,7 @@ func (vs versions) contains(v uint64) bool {
 func (vs versions) first() uint64 { return vs[0] }
 
 // requestedVersions reads the versions the client has from If-None-Match (entity tags made by
-// [etag], weak or strong; others are ignored) and ?version=N. ok is false when there are none.
+// [etag] for any representation, weak or strong; others are ignored) and ?version=N. ok is false when there are none.
 // A malformed ?version= is a 400.
 func requestedVersions(r *http.Request) (vs versions, ok bool, err error) {
 	inm := r.Header.Get("If-None-Match")
@@ -244,7 +301,7 @@ func requestedVersions(r *http.Request) (vs versions, ok bool, err error) {
 		}
 		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
 		tag = strings.TrimSuffix(strings.TrimPrefix(tag, `"`), `"`)
-		tag = strings.TrimSuffix(tag, ".json")
+		tag = strings.TrimSuffix(strings.TrimSuffix(tag, etagSuffixJSON), etagSuffixGzip)
 		if v, err := strconv.ParseUint(tag, 10, 64); err == nil {
 			vs = append(vs, v)
 		}
@@ -355,12 +412,15 @@ type renderCache struct {
 // renderedRing is one ring version made ready to send. Its slices are shared by all answers and
 // must not be modified.
 type renderedRing struct {
-	v        uint64
-	doc      []byte
-	length   []string // Content-Length of doc
-	etagXML  []string // ETag of the XML document
-	etagJSON []string // ETag of the JSON document
-	version  []string // X-Ring-Version
+	v          uint64
+	doc        []byte
+	length     []string // Content-Length of doc
+	gzipDoc    []byte   // doc, gzip-compressed
+	gzipLength []string // Content-Length of gzipDoc
+	etagXML    []string // ETag of the XML document
+	etagGzip   []string // ETag of the gzip-compressed XML document
+	etagJSON   []string // ETag of the JSON document
+	version    []string // X-Ring-Version
 }
 
 // get returns e's rendered version, made once per version.
@@ -379,13 +439,29 @@ func (c *renderCache) get(e ringcache.Entry) (*renderedRing, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Compressing keys is safe here: the answer holds nothing a client chooses, so there is no
+	// BREACH-style oracle (RFC 7457 §2.6) to guess secrets through the compressed length.
+	var zb bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&zb, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(doc); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
 	rr := &renderedRing{
-		v:        e.Version,
-		doc:      doc,
-		length:   []string{strconv.Itoa(len(doc))},
-		etagXML:  []string{etag(e.Version, false)},
-		etagJSON: []string{etag(e.Version, true)},
-		version:  []string{strconv.FormatUint(e.Version, 10)},
+		v:          e.Version,
+		doc:        doc,
+		length:     []string{strconv.Itoa(len(doc))},
+		gzipDoc:    zb.Bytes(),
+		gzipLength: []string{strconv.Itoa(zb.Len())},
+		etagXML:    []string{etag(e.Version, "")},
+		etagGzip:   []string{etag(e.Version, etagSuffixGzip)},
+		etagJSON:   []string{etag(e.Version, etagSuffixJSON)},
+		version:    []string{strconv.FormatUint(e.Version, 10)},
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -1,9 +1,12 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -388,5 +391,42 @@ func TestTLSCA(t *testing.T) {
 	// Without the CA the server's certificate is not trusted.
 	if _, err := mustClient(t, s.URL).Fetch(context.Background(), "default", ""); !errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("without the CA: %v", err)
+	}
+}
+
+// uncompressedRecorder is a RoundTripper that notes whether the transport received a
+// gzip-compressed answer and decompressed it (http.Response.Uncompressed).
+type uncompressedRecorder struct {
+	next         http.RoundTripper
+	uncompressed []bool
+}
+
+func (u *uncompressedRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := u.next.RoundTrip(r)
+	if err == nil {
+		u.uncompressed = append(u.uncompressed, resp.Uncompressed)
+	}
+	return resp, err
+}
+
+// TestFetchIsCompressed checks that the client, with Go's default transport, receives the ring
+// gzip-compressed, gets the document byte for byte, and follows the compressed ETag with 304s.
+func TestFetchIsCompressed(t *testing.T) {
+	s := startServer(t, t.Output())
+	rec := &uncompressedRecorder{next: http.DefaultTransport}
+	c := mustClient(t, s.URL, client.WithHTTPClient(&http.Client{Transport: rec}))
+	doc := mustFetch(t, c, "")
+	if len(rec.uncompressed) != 1 || !rec.uncompressed[0] {
+		t.Fatalf("ring answer decompressed by the transport: %v, want [true]", rec.uncompressed)
+	}
+	if want := fmt.Sprintf(`"%d.gz"`, doc.Version); doc.ETag != want {
+		t.Errorf("ETag %s, want %s", doc.ETag, want)
+	}
+	plain := mustClient(t, s.URL, client.WithHTTPClient(&http.Client{Transport: &http.Transport{DisableCompression: true}}))
+	if pdoc := mustFetch(t, plain, ""); !bytes.Equal(pdoc.Document, doc.Document) || pdoc.Version != doc.Version {
+		t.Errorf("compressed and identity fetches differ: %d and %d bytes", len(doc.Document), len(pdoc.Document))
+	}
+	if again := mustFetch(t, c, doc.ETag); again != doc {
+		t.Errorf("conditional fetch with the gzip ETag returned another document (version %d)", again.Version)
 	}
 }

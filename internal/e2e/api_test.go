@@ -345,10 +345,15 @@ func TestAPI(t *testing.T) {
 
 	t.Run("long-poll", func(t *testing.T) {
 		ringURL := s.url + "/v1/rings/default/keys"
+		// Go's client asks for gzip (and decompresses): the compressed document's ETag.
 		first := mustDo(t, request{url: ringURL, token: node})
 		etag := first.header.Get("ETag")
-		if first.status != http.StatusOK || !regexp.MustCompile(`^"\d+"$`).MatchString(etag) {
+		if first.status != http.StatusOK || !regexp.MustCompile(`^"\d+\.gz"$`).MatchString(etag) {
 			t.Fatalf("GET ring: status %d, ETag %q", first.status, etag)
+		}
+		plain := mustDo(t, request{url: ringURL, token: node, header: map[string]string{"Accept-Encoding": "identity"}})
+		if want := strings.TrimSuffix(etag, `.gz"`) + `"`; plain.header.Get("ETag") != want || plain.header.Get("Content-Encoding") != "" {
+			t.Errorf("identity GET: ETag %q (want %s), Content-Encoding %q", plain.header.Get("ETag"), want, plain.header.Get("Content-Encoding"))
 		}
 		// If-None-Match with the current version: 304 at once; after ?wait=1s: 304 after the wait.
 		if r := mustDo(t, request{url: ringURL, token: node, header: map[string]string{"If-None-Match": etag}}); r.status != http.StatusNotModified {
@@ -363,7 +368,7 @@ func TestAPI(t *testing.T) {
 		}
 		// JSON has its own ETag.
 		j := mustDo(t, request{url: ringURL, token: node, header: map[string]string{"Accept": "application/json"}})
-		if want := strings.TrimSuffix(etag, `"`) + `.json"`; j.header.Get("ETag") != want || !strings.HasPrefix(j.header.Get("Content-Type"), "application/json") {
+		if want := strings.TrimSuffix(etag, `.gz"`) + `.json"`; j.header.Get("ETag") != want || !strings.HasPrefix(j.header.Get("Content-Type"), "application/json") {
 			t.Errorf("JSON ring: ETag %q (want %s), type %q", j.header.Get("ETag"), want, j.header.Get("Content-Type"))
 		}
 
