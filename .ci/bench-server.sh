@@ -12,6 +12,10 @@
 #        - a direct read of the same XML from Vault KV v2 (GET /v1/secret/data/bench/ring with
 #          X-Vault-Token; a dev server from .ci/vault.sh).
 #      Each target is measured BENCH_ROUNDS times, interleaved; the report gives the median.
+#      Every target is measured twice per round: a plain request, and one with
+#      "Accept-Encoding: gzip" (what Go's HTTP client, hence the agent, sends): dpkeyring then
+#      answers its gzip-compressed document and nginx the .gz file next to the XML
+#      (gzip_static); Vault has no compressed answer and sends the same JSON.
 #   2. BENCH_LONGPOLL long-polling clients parked on one dpkeyring server: its RSS (VmRSS) with
 #      all of them waiting, and how fast one rotation wakes them all.
 # Goals: dpkeyring >= 0.5x nginx and >= 10x Vault in GET throughput; RSS < 200 MiB with 1,000
@@ -22,6 +26,10 @@
 # BENCH_OUT (folder to keep the raw results in; default a temporary one, removed).
 # BENCH_TOOL=wrk (default; Debian's wrk, installed if missing) or loadgen (internal/loadgen)
 # drives the GET runs; the long-poll run always uses loadgen.
+#
+# BENCH_PIN=1 (default on a machine with 2 CPUs or more) runs every server on the last CPU and
+# the load generator on the others (taskset), so that each server gets the same one CPU and the
+# load generator never competes with it; BENCH_PIN=0 lets them share all CPUs.
 #
 # Besides throughput it reports each server's CPU time per request (utime+stime from
 # /proc/PID/stat over the run): on a shared, loaded machine throughput follows whatever CPU the
@@ -39,6 +47,22 @@ lpclients=${BENCH_LONGPOLL:-1000}
 tool=${BENCH_TOOL:-wrk}
 wrk_threads=${BENCH_WRK_THREADS:-2}
 nkeys=${BENCH_KEYS:-10}
+ncpu=$(nproc)
+pin=${BENCH_PIN:-$([ "$ncpu" -ge 2 ] && echo 1 || echo 0)}
+if [ "$pin" = 1 ]; then
+  server_cpus=$((ncpu - 1))
+  client_cpus=0
+  [ "$ncpu" -gt 2 ] && client_cpus=0-$((ncpu - 2))
+  wrk_threads=${BENCH_WRK_THREADS:-$((ncpu - 1))}
+  # Prefixes, not functions: a backgrounded simple command keeps its pid through the execs.
+  on_server=(taskset -c "$server_cpus")
+  on_client=(taskset -c "$client_cpus")
+  nginx_workers=1 # one worker per CPU it may use, as with auto
+else
+  nginx_workers=auto
+  on_server=()
+  on_client=()
+fi
 
 log() { echo "bench-server.sh: $*" >&2; }
 
@@ -103,7 +127,7 @@ lg=$work/bin/loadgen
 
 # --- dpkeyring ------------------------------------------------------------------------------
 log "starting dpkeyring serve (file store)"
-"$dpk" serve --addr 127.0.0.1:0 --data "$work/data" >"$work/dpk.out" 2>"$work/dpk.log" &
+"${on_server[@]}" "$dpk" serve --addr 127.0.0.1:0 --data "$work/data" >"$work/dpk.out" 2>"$work/dpk.log" &
 dpk_pid=$!
 pids+=("$dpk_pid")
 for _ in $(seq 1 300); do
@@ -121,8 +145,12 @@ done
 ring_url=$dpk_url/v1/rings/default/keys
 mkdir -p "$work/www"
 curl -fsS -H "Authorization: Bearer $node" -o "$work/www/ring.xml" "$ring_url"
+cmp -s <(curl -fsS --compressed -H "Authorization: Bearer $node" "$ring_url") "$work/www/ring.xml" ||
+  { log "dpkeyring's gzip answer is not the same document"; exit 1; }
 size=$(wc -c <"$work/www/ring.xml")
 keys=$(grep -o '<key ' "$work/www/ring.xml" | wc -l)
+gzip -9 -k -n "$work/www/ring.xml"
+gzsize=$(wc -c <"$work/www/ring.xml.gz")
 log "dpkeyring at $dpk_url (pid $dpk_pid): ring of $keys keys, $size bytes of XML"
 
 # --- nginx ----------------------------------------------------------------------------------
@@ -130,7 +158,7 @@ nginx_port=$(free_port)
 mkdir -p "$work/nginx/tmp"
 cat >"$work/nginx/nginx.conf" <<EOF
 user root;
-worker_processes auto;
+worker_processes $nginx_workers;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log warn;
 events { worker_connections 4096; }
@@ -143,6 +171,7 @@ http {
   scgi_temp_path $work/nginx/tmp/scgi;
   types { application/xml xml; }
   sendfile on;
+  gzip_static on;
   keepalive_requests 100000000;
   keepalive_timeout 120s;
   server {
@@ -151,19 +180,22 @@ http {
   }
 }
 EOF
-"$nginx_bin" -c "$work/nginx/nginx.conf" -g 'daemon off;' 2>"$work/nginx/stderr" &
+"${on_server[@]}" "$nginx_bin" -c "$work/nginx/nginx.conf" -g 'daemon off;' 2>"$work/nginx/stderr" &
 nginx_pid=$!
 pids+=("$nginx_pid")
 nginx_url=http://127.0.0.1:$nginx_port/ring.xml
 wait_http "$nginx_url"
 cmp -s <(curl -fsS "$nginx_url") "$work/www/ring.xml" || { log "nginx serves other bytes"; exit 1; }
+[ "$(curl -fsS -o /dev/null -w '%{header_json}' -H 'Accept-Encoding: gzip' "$nginx_url" | jq -r '."content-encoding"[0]')" = gzip ] ||
+  { log "nginx does not serve ring.xml.gz"; exit 1; }
+cmp -s <(curl -fsS --compressed "$nginx_url") "$work/www/ring.xml" || { log "nginx serves other gzip bytes"; exit 1; }
 log "nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///') at $nginx_url"
 
 # --- Vault ----------------------------------------------------------------------------------
 vault_port=$(free_port)
 vault_token=bench-$(python3 -c 'import secrets; print(secrets.token_hex(8))')
 mkdir -p "$work/vault"
-HOME="$work/vault" "$vault_bin" server -dev -dev-root-token-id="$vault_token" \
+HOME="$work/vault" "${on_server[@]}" "$vault_bin" server -dev -dev-root-token-id="$vault_token" \
   -dev-listen-address="127.0.0.1:$vault_port" -dev-no-store-token >"$work/vault/log" 2>&1 &
 vault_pid=$!
 pids+=("$vault_pid")
@@ -198,37 +230,43 @@ cpu_ticks() {
   echo "$total"
 }
 clk_tck=$(getconf CLK_TCK)
-get() { # NAME "PIDS" URL [HEADER]: one measured run; PIDS are the target's processes
-  local name=$1 tpids=$2 url=$3
+get() { # NAME "PIDS" URL [HEADER...]: one measured run; PIDS are the target's processes
+  local name=$1 tpids=$2 url=$3 h
   shift 3
   local hdr=() t0 t1
-  [ $# -gt 0 ] && hdr=(-H "$1")
-  t0=$(cpu_ticks $tpids)
+  for h in "$@"; do hdr+=(-H "$h"); done
   if [ "$tool" = wrk ]; then
-    wrk -t "$wrk_threads" -c "$conc" -d "$warmup" "${hdr[@]}" "$url" >/dev/null
-    wrk -t "$wrk_threads" -c "$conc" -d "$dur" "${hdr[@]}" -s "$work/wrk.lua" "$url" | tail -1 |
+    "${on_client[@]}" wrk -t "$wrk_threads" -c "$conc" -d "$warmup" "${hdr[@]}" "$url" >/dev/null
+    t0=$(cpu_ticks $tpids)
+    "${on_client[@]}" wrk -t "$wrk_threads" -c "$conc" -d "$dur" "${hdr[@]}" -s "$work/wrk.lua" "$url" | tail -1 |
       jq -c --arg n "$name" --arg u "$url" '{name: $n, url: $u} + .'
   else
-    "$lg" get -json -name "$name" -url "$url" "${hdr[@]}" -c "$conc" -d "$dur" -warmup "$warmup"
+    t0=$(cpu_ticks $tpids)
+    "${on_client[@]}" "$lg" get -json -name "$name" -url "$url" "${hdr[@]}" -c "$conc" -d "$dur" -warmup "$warmup"
   fi >"$work/run.json"
   t1=$(cpu_ticks $tpids)
-  # Server CPU per request (the warm-up included in the ticks for loadgen is small; wrk warms up
-  # in a separate run before t0).
+  # Server CPU per request: wrk warms up in a separate run before t0; loadgen's warm-up is
+  # inside the measured process, so its ticks include it (a little over-counted).
   jq -c --argjson ticks "$((t1 - t0))" --argjson hz "$clk_tck" \
     '. + {server_cpu_s: ($ticks / $hz), server_cpu_us_per_req: (if .requests > 0 then ($ticks / $hz * 1e6 / .requests) else null end)}' \
     "$work/run.json" | tee -a "$work/results.jsonl" |
     jq -r '"\(.name): \(.rps|floor) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, server CPU \(.server_cpu_us_per_req|floor) us/req, \(.errors) errors"' >&2
 }
+nginx_pids="$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"
+gz="Accept-Encoding: gzip"
 for round in $(seq 1 "$rounds"); do
   log "round $round of $rounds: $conc connections, $dur each (after $warmup warm-up)"
   get dpkeyring "$dpk_pid" "$ring_url" "Authorization: Bearer $node"
-  get nginx "$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')" "$nginx_url"
+  get nginx "$nginx_pids" "$nginx_url"
   get vault "$vault_pid" "$vault_url" "X-Vault-Token: $vault_token"
+  get dpkeyring-gzip "$dpk_pid" "$ring_url" "Authorization: Bearer $node" "$gz"
+  get nginx-gzip "$nginx_pids" "$nginx_url" "$gz"
+  get vault-gzip "$vault_pid" "$vault_url" "X-Vault-Token: $vault_token" "$gz"
 done
 
 # --- long-poll ------------------------------------------------------------------------------
 log "long-poll: $lpclients clients on one server"
-"$lg" longpoll -json -name longpoll -url "$ring_url" -H "Authorization: Bearer $node" -clients "$lpclients" \
+"${on_client[@]}" "$lg" longpoll -json -name longpoll -url "$ring_url" -H "Authorization: Bearer $node" -clients "$lpclients" \
   -pid "$dpk_pid" -metrics-url "$dpk_url/metrics" \
   -trigger-url "$dpk_url/v1/rings/default/rotate" -trigger-H "Authorization: Bearer $admin" \
   -trigger-body '{"immediate":true,"reason":"benchmark long-poll"}' | tee -a "$work/results.jsonl" |
@@ -238,35 +276,53 @@ log "long-poll: $lpclients clients on one server"
 median() { # NAME FIELD
   jq -s --arg n "$1" --arg f "$2" '[.[] | select(.name==$n) | .[$f]] | sort | .[(length-1)/2|floor]' "$work/results.jsonl"
 }
-d_rps=$(median dpkeyring rps)
-n_rps=$(median nginx rps)
-v_rps=$(median vault rps)
 lp=$(jq -c 'select(.name=="longpoll")' "$work/results.jsonl")
 errors=$(jq -s '[.[] | select(.name!="longpoll") | .errors] | add' "$work/results.jsonl")
 cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 verdict() { awk -v v="$1" -v g="$2" 'BEGIN { print (v >= g ? "met" : "MISSED") }'; }
-rn=$(ratio "$d_rps" "$n_rps")
-rv=$(ratio "$d_rps" "$v_rps")
-d_cpu=$(median dpkeyring server_cpu_us_per_req)
-n_cpu=$(median nginx server_cpu_us_per_req)
-v_cpu=$(median vault server_cpu_us_per_req)
-cn=$(ratio "$d_cpu" "$n_cpu")
-cv=$(ratio "$v_cpu" "$d_cpu")
-rss=$(jq -r .rss_waiting_mib <<<"$lp")
-
-cat <<EOF
-Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) vCPUs ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB RAM,
-Linux $(uname -r), $(go version | awk '{print $3}'), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
-Command: \`bash .ci/bench-server.sh\` (BENCH_CONCURRENCY=$conc BENCH_DURATION=$dur BENCH_ROUNDS=$rounds
-BENCH_LONGPOLL=$lpclients). The ring: $keys keys, $size bytes of XML. Median of $rounds interleaved rounds;
-$conc keep-alive connections, driven by $tool; the load generator and the servers share the same CPUs. $errors failed requests in all.
+nginx_version=$("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///')
+vault_version=$("$vault_bin" version | awk '{print $2}')
+table() { # SUFFIX ("" or "-gzip") TITLE: the GET table of one request kind
+  local sfx=$1 d_rps n_rps v_rps rn rv d_cpu n_cpu v_cpu cn cv
+  d_rps=$(median "dpkeyring$sfx" rps)
+  n_rps=$(median "nginx$sfx" rps)
+  v_rps=$(median "vault$sfx" rps)
+  rn=$(ratio "$d_rps" "$n_rps")
+  rv=$(ratio "$d_rps" "$v_rps")
+  d_cpu=$(median "dpkeyring$sfx" server_cpu_us_per_req)
+  n_cpu=$(median "nginx$sfx" server_cpu_us_per_req)
+  v_cpu=$(median "vault$sfx" server_cpu_us_per_req)
+  cn=$(ratio "$d_cpu" "$n_cpu")
+  cv=$(ratio "$v_cpu" "$d_cpu")
+  cat <<EOT
+$2
 
 | Target | Requests/s | p50 | p99 | Server CPU per request | dpkeyring is |
 | --- | ---: | ---: | ---: | ---: | --- |
-| dpkeyring \`GET /v1/rings/default/keys\` (file store, bearer token, access log) | $(printf '%.0f' "$d_rps") | $(median dpkeyring p50_ms) ms | $(median dpkeyring p99_ms) ms | $(printf '%.0f' "$d_cpu") µs | |
-| nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///'), static file (access log on) | $(printf '%.0f' "$n_rps") | $(median nginx p50_ms) ms | $(median nginx p99_ms) ms | $(printf '%.0f' "$n_cpu") µs | ${rn}x nginx (goal >= 0.5x: $(verdict "$rn" 0.5)); CPU per request ${cn}x nginx's |
-| Vault $("$vault_bin" version | awk '{print $2}') KV v2 read (dev server, in-memory) | $(printf '%.0f' "$v_rps") | $(median vault p50_ms) ms | $(median vault p99_ms) ms | $(printf '%.0f' "$v_cpu") µs | ${rv}x Vault (goal >= 10x: $(verdict "$rv" 10)); Vault uses ${cv}x dpkeyring's CPU per request |
+| dpkeyring \`GET /v1/rings/default/keys\` (file store, bearer token, access log) | $(printf '%.0f' "$d_rps") | $(median "dpkeyring$sfx" p50_ms) ms | $(median "dpkeyring$sfx" p99_ms) ms | $(printf '%.1f' "$d_cpu") µs | |
+| nginx $nginx_version, static file (access log on) | $(printf '%.0f' "$n_rps") | $(median "nginx$sfx" p50_ms) ms | $(median "nginx$sfx" p99_ms) ms | $(printf '%.1f' "$n_cpu") µs | ${rn}x nginx (goal >= 0.5x: $(verdict "$rn" 0.5)); CPU per request ${cn}x nginx's |
+| Vault $vault_version KV v2 read (dev server, in-memory) | $(printf '%.0f' "$v_rps") | $(median "vault$sfx" p50_ms) ms | $(median "vault$sfx" p99_ms) ms | $(printf '%.1f' "$v_cpu") µs | ${rv}x Vault (goal >= 10x: $(verdict "$rv" 10)); Vault uses ${cv}x dpkeyring's CPU per request |
+EOT
+}
+if [ "$pin" = 1 ]; then
+  placement="every server pinned to CPU $server_cpus and the load generator to CPU(s) $client_cpus (BENCH_PIN=1)"
+else
+  placement="the load generator and the servers share all CPUs (BENCH_PIN=0)"
+fi
+rss=$(jq -r .rss_waiting_mib <<<"$lp")
+
+cat <<EOF
+Measured $(date -u +%Y-%m-%dT%H:%MZ) on $ncpu vCPUs ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB RAM,
+Linux $(uname -r), $(go version | awk '{print $3}'), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
+Command: \`bash .ci/bench-server.sh\` (BENCH_CONCURRENCY=$conc BENCH_DURATION=$dur BENCH_ROUNDS=$rounds
+BENCH_LONGPOLL=$lpclients BENCH_PIN=$pin). The ring: $keys keys, $size bytes of XML ($gzsize gzip-compressed).
+Median of $rounds interleaved rounds; $conc keep-alive connections, driven by $tool; $placement.
+$errors failed requests in all.
+
+$(table "" "Plain requests (no Accept-Encoding):")
+
+$(table -gzip "With \`Accept-Encoding: gzip\` (as Go's HTTP client and the agent send; nginx serves ring.xml.gz with gzip_static; Vault has no compressed answer):")
 
 Long-poll: $(jq -r .waiting <<<"$lp") clients waiting on one server (the server counted $(jq -r .server_waiting <<<"$lp")): RSS
 $(jq -r .rss_before_mib <<<"$lp") MiB before, **$rss MiB** with all waiting (peak $(jq -r .rss_peak_mib <<<"$lp") MiB; goal < 200 MiB:
