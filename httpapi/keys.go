@@ -172,10 +172,11 @@ func (h *handler) serveKeys(w http.ResponseWriter, r *http.Request, ring string)
 	}
 	hdr["Content-Type"] = headerContentTypeXML
 	if gz {
+		z := rr.gzipped()
 		hdr["Content-Encoding"] = headerGzip
-		hdr["Content-Length"] = rr.gzipLength
+		hdr["Content-Length"] = z.length
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(rr.gzipDoc)
+		_, _ = w.Write(z.doc)
 		return nil
 	}
 	hdr["Content-Length"] = rr.length
@@ -412,15 +413,34 @@ type renderCache struct {
 // renderedRing is one ring version made ready to send. Its slices are shared by all answers and
 // must not be modified.
 type renderedRing struct {
-	v          uint64
-	doc        []byte
-	length     []string // Content-Length of doc
-	gzipDoc    []byte   // doc, gzip-compressed
-	gzipLength []string // Content-Length of gzipDoc
-	etagXML    []string // ETag of the XML document
-	etagGzip   []string // ETag of the gzip-compressed XML document
-	etagJSON   []string // ETag of the JSON document
-	version    []string // X-Ring-Version
+	v        uint64
+	doc      []byte
+	length   []string // Content-Length of doc
+	etagXML  []string // ETag of the XML document
+	etagGzip []string // ETag of the gzip-compressed XML document
+	etagJSON []string // ETag of the JSON document
+	version  []string // X-Ring-Version
+
+	// gzipped compresses doc once, on the first request that accepts gzip, so that a new
+	// version costs nothing to readers that do not (and long-polls wake without waiting for it).
+	gzipped func() gzippedDoc
+}
+
+// gzippedDoc is a ring document gzip-compressed, with its Content-Length.
+type gzippedDoc struct {
+	doc    []byte
+	length []string
+}
+
+// gzipDocument compresses doc at the best level. Compressing keys is safe here: the answer holds
+// nothing a client chooses, so there is no BREACH-style oracle (RFC 7457 §2.6) to guess secrets
+// through the compressed length.
+func gzipDocument(doc []byte) gzippedDoc {
+	var zb bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&zb, gzip.BestCompression) // a valid level: no error
+	_, _ = zw.Write(doc)                                     // a bytes.Buffer does not fail
+	_ = zw.Close()
+	return gzippedDoc{doc: zb.Bytes(), length: []string{strconv.Itoa(zb.Len())}}
 }
 
 // get returns e's rendered version, made once per version.
@@ -439,29 +459,15 @@ func (c *renderCache) get(e ringcache.Entry) (*renderedRing, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Compressing keys is safe here: the answer holds nothing a client chooses, so there is no
-	// BREACH-style oracle (RFC 7457 §2.6) to guess secrets through the compressed length.
-	var zb bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&zb, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := zw.Write(doc); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
 	rr := &renderedRing{
-		v:          e.Version,
-		doc:        doc,
-		length:     []string{strconv.Itoa(len(doc))},
-		gzipDoc:    zb.Bytes(),
-		gzipLength: []string{strconv.Itoa(zb.Len())},
-		etagXML:    []string{etag(e.Version, "")},
-		etagGzip:   []string{etag(e.Version, etagSuffixGzip)},
-		etagJSON:   []string{etag(e.Version, etagSuffixJSON)},
-		version:    []string{strconv.FormatUint(e.Version, 10)},
+		v:        e.Version,
+		doc:      doc,
+		length:   []string{strconv.Itoa(len(doc))},
+		etagXML:  []string{etag(e.Version, "")},
+		etagGzip: []string{etag(e.Version, etagSuffixGzip)},
+		etagJSON: []string{etag(e.Version, etagSuffixJSON)},
+		version:  []string{strconv.FormatUint(e.Version, 10)},
+		gzipped:  sync.OnceValue(func() gzippedDoc { return gzipDocument(doc) }),
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
