@@ -438,7 +438,7 @@ type gzippedDoc struct {
 func gzipDocument(doc []byte) gzippedDoc {
 	var zb bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&zb, gzip.BestCompression) // a valid level: no error
-	_, _ = zw.Write(doc)                                     // a bytes.Buffer does not fail
+	_, _ = zw.Write(doc)                                    // a bytes.Buffer does not fail
 	_ = zw.Close()
 	return gzippedDoc{doc: zb.Bytes(), length: []string{strconv.Itoa(zb.Len())}}
 }
