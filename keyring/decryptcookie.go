@@ -155,13 +155,13 @@ func (r *Ring) DecryptCookie(value string, now time.Time, opts CookieOptions) (*
 			"or another scheme, or its copy of key %s has other key material", id, f.status, len(appNames), id))
 }
 
-// unprotectOwned decrypts payload, whose header names k, for purposes, deriving keys with kdf, as [Ring.Unprotect] does
-// once the key is found, not revoked and has a descriptor. The caller must own payload: a CBC
-// payload is decrypted in place once its MAC checks (a failed MAC leaves it unchanged, so the
-// next candidate purpose chain sees the same bytes), and the plaintext is a subslice of it that
-// nothing else may modify. A payload whose MAC checks but whose padding does not is left
-// decrypted; the next candidates then fail their MAC check, as they would have anyway (their keys
-// differ), and DecryptCookie reports ErrDecryptionFailed as before.
+// unprotectOwned decrypts payload, whose header names k, for purposes, deriving keys with kdf,
+// as [Ring.Unprotect] does once the key is found, not revoked and has a descriptor. The caller
+// must own payload: a CBC payload is decrypted in place once its MAC checks (a failed MAC leaves
+// it unchanged, so the next candidate purpose chain sees the same bytes), and the plaintext is a
+// subslice of it that nothing else may modify. A payload whose MAC checks but whose padding does
+// not is left decrypted; the next candidates then fail their MAC check, as they would have
+// anyway (their keys differ), and DecryptCookie reports ErrDecryptionFailed as before.
 func unprotectOwned(k Key, kdf *keyedKDF, payload []byte, purposes []string) ([]byte, error) {
 	if k.Descriptor == nil {
 		return nil, unusableKeyError(k)

@@ -404,11 +404,10 @@ func (r *Ring) Unprotect(payload []byte, purposes []string) ([]byte, Key, error)
 	if r == nil {
 		return nil, Key{}, &KeyNotFoundError{ID: id}
 	}
-	i, ok := r.byID[id]
-	if !ok {
-		return nil, Key{}, &KeyNotFoundError{ID: id}
+	k, kdf, err := r.lookup(id)
+	if err != nil {
+		return nil, Key{}, err
 	}
-	k := r.keys[i]
 	if r.IsRevoked(k) {
 		return nil, k, fmt.Errorf("%w: key %s", ErrKeyRevoked, id)
 	}
@@ -419,7 +418,7 @@ func (r *Ring) Unprotect(payload []byte, purposes []string) ([]byte, Key, error)
 	if err != nil {
 		return nil, k, err
 	}
-	plaintext, err := k.Descriptor.decrypt(r.kdfs[i], payload[headerSize:], aad, false)
+	plaintext, err := k.Descriptor.decrypt(kdf, payload[headerSize:], aad, false)
 	if err != nil {
 		return nil, k, err
 	}
