@@ -19,23 +19,25 @@ const routeRingKeys = "/v1/rings/{ring}/keys"
 type fastMux struct {
 	*chi.Mux
 	h    *handler
-	keys http.Handler // recoverer, authenticate and serveKeys
-	off  bool         // tests: always use chi
+	keys map[string]http.Handler // per served ring: recoverer, authenticate and serveKeys
+	off  bool                    // tests: always use chi
 }
 
 // withFastPath puts the ring GET fast path in front of the chi router next.
 func (h *handler) withFastPath(next *chi.Mux) http.Handler {
-	keys := h.recoverer(h.authenticate(h.wrap(func(w http.ResponseWriter, r *http.Request) error {
-		ring, _ := h.fastRing(r)
-		return h.serveKeys(w, r, ring)
-	})))
+	keys := make(map[string]http.Handler, len(h.rings))
+	for ring := range h.rings {
+		keys[ring] = h.recoverer(h.authenticate(h.wrap(func(w http.ResponseWriter, r *http.Request) error {
+			return h.serveKeys(w, r, ring)
+		})))
+	}
 	return &fastMux{Mux: next, h: h, keys: keys}
 }
 
 func (m *fastMux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !m.off {
-		if _, ok := m.h.fastRing(r); ok {
-			m.h.logged(w, r, routeRingKeys, m.keys)
+		if ring, ok := m.h.fastRing(r); ok {
+			m.h.logged(w, r, routeRingKeys, m.keys[ring])
 			return
 		}
 	}

@@ -292,8 +292,8 @@ func (vs versions) contains(v uint64) bool {
 func (vs versions) first() uint64 { return vs[0] }
 
 // requestedVersions reads the versions the client has from If-None-Match (entity tags made by
-// [etag] for any representation, weak or strong; others are ignored) and ?version=N. ok is false when there are none.
-// A malformed ?version= is a 400.
+// [etag] for any representation, weak or strong; others are ignored) and ?version=N. ok is
+// false when there are none. A malformed ?version= is a 400.
 func requestedVersions(r *http.Request) (vs versions, ok bool, err error) {
 	inm := r.Header.Get("If-None-Match")
 	for tag := range strings.SplitSeq(inm, ",") {

@@ -30,8 +30,8 @@ func newNodeTracker(max int) *nodeTracker {
 	return &nodeTracker{max: max, rings: make(map[string]map[string]nodeSeen)}
 }
 
-// seen records that node holds version of ring at now (last_seen to within [seenResolution]). When the ring already tracks max nodes,
-// the least recently seen one is dropped.
+// seen records that node holds version of ring at now (last_seen to within [seenResolution]).
+// When the ring already tracks max nodes, the least recently seen one is dropped.
 func (t *nodeTracker) seen(ring, node string, version uint64, now time.Time) {
 	if node == "" {
 		return
