@@ -29,25 +29,6 @@ type rotateRequest struct {
 	Reason         string `json:"reason"`
 }
 
-// rotateResponse is the answer of POST /v1/rings/{ring}/rotate.
-type rotateResponse struct {
-	// Result is "created" or "not due".
-	Result string `json:"result"`
-	// KeyID, Activation and Expiration describe the new key ("created") or the current default
-	// key ("not due"; absent if there is none).
-	KeyID      string    `json:"key_id,omitempty"`
-	Activation time.Time `json:"activation,omitzero"`
-	Expiration time.Time `json:"expiration,omitzero"`
-	// NextDue is when the next key will be due.
-	NextDue time.Time `json:"next_due,omitzero"`
-	// Revoked are the key ids revoked by this call.
-	Revoked []string `json:"revoked"`
-	// Version is the ring version after the call.
-	Version uint64 `json:"version"`
-	// Message is the policy's explanation.
-	Message string `json:"message"`
-}
-
 // revokeRequest is the body of both revoke endpoints.
 type revokeRequest struct {
 	Before time.Time `json:"before"`
@@ -159,21 +140,10 @@ func (h *handler) rotate(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	out := rotateResponse{Result: "not due", NextDue: res.NextDue, Revoked: []string{}, Version: res.Version,
-		Message: res.Decision.Reason}
-	var k *keyring.Key
 	if res.Created {
-		out.Result, k = "created", res.Key
 		h.afterWrite(ctx, r, ring)
-	} else {
-		k = res.Decision.Current
 	}
-	if k != nil {
-		out.KeyID, out.Activation, out.Expiration = k.ID.String(), k.Activation, k.Expiration
-	}
-	for _, id := range res.Revoked {
-		out.Revoked = append(out.Revoked, id.String())
-	}
+	out := res.Summary()
 	ev := audit.Event{Action: audit.ActionRotate, Ring: ring, Reason: req.Reason, Result: audit.ResultNotDue, Revoked: out.Revoked}
 	if res.Created {
 		ev.KeyID, ev.Result = out.KeyID, audit.ResultCreated

@@ -77,18 +77,9 @@ Flags:
         print one JSON object
 `
 
-// rotateOutput is the JSON of "rotate --json": the same fields as the server's answer to
-// POST /v1/rings/{ring}/rotate.
-type rotateOutput struct {
-	Result     string    `json:"result"` // "created" or "not due"
-	KeyID      string    `json:"key_id,omitempty"`
-	Activation time.Time `json:"activation,omitzero"`
-	Expiration time.Time `json:"expiration,omitzero"`
-	NextDue    time.Time `json:"next_due,omitzero"`
-	Revoked    []string  `json:"revoked"`
-	Version    uint64    `json:"version"`
-	Message    string    `json:"message"`
-}
+// rotateOutput is the JSON of "rotate --json": the server's answer to
+// POST /v1/rings/{ring}/rotate, and the same fields in --store mode.
+type rotateOutput = rotation.Summary
 
 type rotateFlags struct {
 	server, tokenFile, storeSpec, ring, reason string
@@ -343,18 +334,7 @@ func (c *cli) rotateStore(ctx context.Context, f rotateFlags) (rotateOutput, err
 		}
 		return rotateOutput{}, err
 	}
-	out := rotateOutput{Result: "not due", NextDue: res.NextDue, Version: res.Version, Message: res.Decision.Reason}
-	k := res.Decision.Current
-	if res.Created {
-		out.Result, k = "created", res.Key
-	}
-	if k != nil {
-		out.KeyID, out.Activation, out.Expiration = k.ID.String(), k.Activation, k.Expiration
-	}
-	for _, id := range res.Revoked {
-		out.Revoked = append(out.Revoked, id.String())
-	}
-	return out, nil
+	return res.Summary(), nil
 }
 
 // cliOwner names this process in store leases.

@@ -85,6 +85,43 @@ type Result struct {
 	Version uint64
 }
 
+// Summary is what a rotation did, in the JSON form the server answers POST
+// /v1/rings/{ring}/rotate with and "dpkeyring rotate --json" prints.
+type Summary struct {
+	// Result is "created" or "not due".
+	Result string `json:"result"`
+	// KeyID, Activation and Expiration describe the new key ("created") or the current default
+	// key ("not due"; absent if there is none).
+	KeyID      string    `json:"key_id,omitempty"`
+	Activation time.Time `json:"activation,omitzero"`
+	Expiration time.Time `json:"expiration,omitzero"`
+	// NextDue is when the next key will be due.
+	NextDue time.Time `json:"next_due,omitzero"`
+	// Revoked are the key ids revoked by this call (empty, never null, when none).
+	Revoked []string `json:"revoked"`
+	// Version is the ring version after the call.
+	Version uint64 `json:"version"`
+	// Message is the policy's explanation.
+	Message string `json:"message"`
+}
+
+// Summary returns what res did as a [Summary]. It holds no key material.
+func (res Result) Summary() Summary {
+	out := Summary{Result: "not due", NextDue: res.NextDue, Revoked: []string{}, Version: res.Version,
+		Message: res.Decision.Reason}
+	k := res.Decision.Current
+	if res.Created {
+		out.Result, k = "created", res.Key
+	}
+	if k != nil {
+		out.KeyID, out.Activation, out.Expiration = k.ID.String(), k.Activation, k.Expiration
+	}
+	for _, id := range res.Revoked {
+		out.Revoked = append(out.Revoked, id.String())
+	}
+	return out
+}
+
 // Meta is the ring metadata record rotation keeps (JSON in the store's metadata slot).
 type Meta struct {
 	LastRotation time.Time     `json:"last_rotation,omitzero"`
