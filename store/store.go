@@ -1,5 +1,5 @@
-// Package store holds what every key-ring store shares: the element and snapshot types, the
-// lease type, and the sentinel errors. The backends live in subpackages (filestore,
+// Package store holds what every key-ring store shares: the [Store] contract, the element and
+// snapshot types, the lease type, and the sentinel errors. The backends live in subpackages (filestore,
 // redisstore, vaultstore) and the conformance suite every backend passes in storetest.
 //
 // # The contract
@@ -9,26 +9,39 @@
 // "key-3d6d01fd-c0e7-44ae-82dd-013b996b4093" or "revocation-20150302T0313197573854Z". Package
 // keyring owns the encoding; stores never parse elements.
 //
-// Every backend's concrete type has these methods (consumers declare the subsets they need):
-//
-//	List(ctx, ring) (Snapshot, error)                       // every element, plus a version
-//	Append(ctx, ring, Element, Fence) (version, error)      // create-only, idempotent by name
-//	Lock(ctx, ring, owner, ttl) (Lease, error)              // lease lock with fencing token
-//	Unlock(ctx, Lease) error
-//	Meta(ctx, ring) (Meta, error)                            // ring metadata with its version
-//	PutMeta(ctx, ring, data, expectVersion, Fence) (version, error) // compare-and-swap
-//	Rings(ctx) ([]string, error)                             // names of the rings present
-//	Close() error
+// Every backend's concrete type implements [Store]; consumers that need less declare the subset
+// they use.
 //
 // Deleting elements is not part of the contract: a key, once appended, stays.
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"time"
 )
+
+// Store is the whole store contract, the method set of every backend's *Store.
+type Store interface {
+	// List returns every element of ring, plus the ring's version.
+	List(ctx context.Context, ring string) (Snapshot, error)
+	// Append adds an element, create-only and idempotent by name; it returns the new version.
+	Append(ctx context.Context, ring string, e Element, fence Fence) (uint64, error)
+	// Lock takes the ring's lease lock for owner, with a fencing token.
+	Lock(ctx context.Context, ring, owner string, ttl time.Duration) (Lease, error)
+	// Unlock releases a lease.
+	Unlock(ctx context.Context, l Lease) error
+	// Meta returns the ring's metadata record with its version.
+	Meta(ctx context.Context, ring string) (Meta, error)
+	// PutMeta replaces the metadata record if its version is expect (compare-and-swap).
+	PutMeta(ctx context.Context, ring string, data []byte, expect uint64, fence Fence) (uint64, error)
+	// Rings returns the names of the rings present.
+	Rings(ctx context.Context) ([]string, error)
+	// Close releases the store's connections.
+	Close() error
+}
 
 // Sentinel errors returned (wrapped) by every store.
 var (

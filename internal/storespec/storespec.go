@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/dpkeyring/dpkeyring/store"
 	"github.com/dpkeyring/dpkeyring/store/filestore"
@@ -24,16 +23,7 @@ import (
 )
 
 // Store is the whole store contract (see package store).
-type Store interface {
-	List(ctx context.Context, ring string) (store.Snapshot, error)
-	Append(ctx context.Context, ring string, e store.Element, fence store.Fence) (uint64, error)
-	Lock(ctx context.Context, ring, owner string, ttl time.Duration) (store.Lease, error)
-	Unlock(ctx context.Context, l store.Lease) error
-	Meta(ctx context.Context, ring string) (store.Meta, error)
-	PutMeta(ctx context.Context, ring string, data []byte, expect uint64, fence store.Fence) (uint64, error)
-	Rings(ctx context.Context) ([]string, error)
-	Close() error
-}
+type Store = store.Store
 
 var (
 	_ Store = (*filestore.Store)(nil)

@@ -44,16 +44,7 @@ import (
 )
 
 // Store is the store contract the suite checks: the method set every backend's *Store has.
-type Store interface {
-	List(ctx context.Context, ring string) (store.Snapshot, error)
-	Append(ctx context.Context, ring string, e store.Element, fence store.Fence) (uint64, error)
-	Lock(ctx context.Context, ring, owner string, ttl time.Duration) (store.Lease, error)
-	Unlock(ctx context.Context, l store.Lease) error
-	Meta(ctx context.Context, ring string) (store.Meta, error)
-	PutMeta(ctx context.Context, ring string, data []byte, expect uint64, fence store.Fence) (uint64, error)
-	Rings(ctx context.Context) ([]string, error)
-	Close() error
-}
+type Store = store.Store
 
 // Harness tells [Run] how to reach a backend.
 type Harness struct {
