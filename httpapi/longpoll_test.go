@@ -48,11 +48,8 @@ func TestLongPollWakesOnWrite(t *testing.T) {
 		if r.rec.Code != http.StatusOK || r.rec.Header().Get("ETag") != `"3"` || rot.Version != 3 {
 			t.Fatalf("poller got %d ETag %s (rotation wrote version %d)", r.rec.Code, r.rec.Header().Get("ETag"), rot.Version)
 		}
-		// The cache here has no background refresh, so only the write's notification can wake
-		// the pollers before their 30 s wait ends. The bound leaves room for 50 answers under
-		// -race on a loaded 2-CPU machine (typically 5-60 ms).
-		if d := r.done.Sub(written); d > 500*time.Millisecond {
-			t.Errorf("poller returned %v after the write, want < 500ms", d)
+		if d := r.done.Sub(written); d > 100*time.Millisecond {
+			t.Errorf("poller returned %v after the write, want < 100ms", d)
 		}
 	}
 }
