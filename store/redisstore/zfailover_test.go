@@ -2,8 +2,8 @@ package redisstore_test
 
 // The failover tests kill a master (SIGKILL, by the pid .ci/redis.sh recorded) while a
 // goroutine appends, wait for the failover, start the killed node again the way the script
-// started it (it rejoins as a replica), and check that every Append that returned success is
-// in the ring. They are destructive, so they run last (this file sorts last) and leave the
+// started it, as a replica of the new master, and check that every Append that returned success
+// is in the ring. They are destructive, so they run last (this file sorts last) and leave the
 // servers healthy, with master and replica roles swapped.
 
 import (
@@ -159,7 +159,8 @@ func testFailover(t *testing.T, cfg redisstore.Config, stateDir, victim string, 
 	// the master sends it nothing more), let the master take writes for a moment, then kill
 	// the master and thaw the replica, which gets promoted without those writes. None of the
 	// appends made meanwhile may have been acknowledged. (Without WAIT they are, and lost.)
-	replicaDir := filepath.Join(stateDir, replicaPort(t, victim))
+	replica := replicaPort(t, victim)
+	replicaDir := filepath.Join(stateDir, replica)
 	signal(t, replicaDir, syscall.SIGSTOP)
 	t.Cleanup(func() { signal(t, replicaDir, syscall.SIGCONT) })
 	m := redis.NewClient(&redis.Options{Addr: victim, DisableIdentity: true})
@@ -175,7 +176,8 @@ func testFailover(t *testing.T, cfg redisstore.Config, stateDir, victim string, 
 	waitFor(t, "the failover", 60*time.Second, failedOver)
 	t.Logf("failover after %s; %d appends acknowledged before the kill", time.Since(killed).Round(time.Millisecond), ackedAtKill)
 
-	restart(t, dir, victim)
+	host, _, _ := strings.Cut(victim, ":")
+	restart(t, dir, victim, host+":"+replica)
 	waitFor(t, "30 more acknowledged appends after the failover", 60*time.Second, func() bool { return ackedCount() >= ackedAtKill+30 })
 	close(stop)
 	<-done
@@ -285,8 +287,12 @@ func kill(t *testing.T, dir string) {
 }
 
 // restart starts the node in dir again with the arguments .ci/redis.sh recorded, and waits
-// until it answers and is a replica again.
-func restart(t *testing.T, dir, addr string) {
+// until it answers and is a replica again. A cluster node finds its new role in its cluster
+// config. A Sentinel-managed node starts as a replica of newMaster, as .ci/redis.sh starts a
+// replica: Sentinel would convert a returning old master too, but only once the new master has
+// looked healthy to it for several seconds in a row, which a loaded machine (a ping slower than
+// down-after-milliseconds) can put off past any timeout.
+func restart(t *testing.T, dir, addr, newMaster string) {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dir, "args"))
 	if err != nil {
@@ -305,6 +311,9 @@ func restart(t *testing.T, dir, addr string) {
 	guard, unguard := []string{"--replica-priority", "0"}, []string{"replica-priority", "100"}
 	if cluster {
 		guard, unguard = []string{"--cluster-replica-no-failover", "yes"}, []string{"cluster-replica-no-failover", "no"}
+	} else {
+		host, port, _ := strings.Cut(newMaster, ":")
+		guard = append(guard, "--replicaof", host, port)
 	}
 	if out, err := exec.Command("redis-server", append(args, guard...)...).CombinedOutput(); err != nil {
 		t.Fatalf("restarting redis-server in %s: %v\n%s", dir, err, out)
