@@ -1,0 +1,93 @@
+using System.Xml.Linq;
+using Microsoft.AspNetCore.DataProtection.Internal;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.Repositories;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Dpkeyring.AspNetCore;
+
+/// <summary>
+/// Decides whether a ring may replace the one a node holds, by reading it with ASP.NET Core's own
+/// key manager (<see cref="XmlKeyManager"/>, with the application's activator, so certificate
+/// decryption and type forwarding work as they will for real) on a scratch repository.
+/// </summary>
+internal sealed class RingValidator
+{
+    private readonly IServiceProvider _services;
+    private readonly TimeProvider _time;
+
+    public RingValidator(IServiceProvider services, TimeProvider time)
+    {
+        _services = services;
+        _time = time;
+    }
+
+    /// <summary>
+    /// Fills <see cref="RingSnapshot.Keys"/>, or throws <see cref="RingFormatException"/> when
+    /// ASP.NET Core could not load the ring or it has no key usable now.
+    /// </summary>
+    public void Validate(RingSnapshot snapshot)
+    {
+        IReadOnlyCollection<IKey> keys;
+        try
+        {
+            var options = new KeyManagementOptions
+            {
+                XmlRepository = new FixedRepository(snapshot.Elements),
+                AutoGenerateKeys = false,
+            };
+            var manager = new XmlKeyManager(Options.Create(options), _services.GetRequiredService<IActivator>(), NullLoggerFactory.Instance);
+            keys = manager.GetAllKeys();
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // ASP.NET Core would fail the whole key ring the same way (two keys with one id, an
+            // unreadable revocation, ...). The message names the problem, never key material.
+            throw new RingFormatException($"ASP.NET Core cannot load it as a key ring ({ex.GetType().Name}: {ex.Message})", ex);
+        }
+
+        var summaries = new List<KeySummary>(keys.Count);
+        foreach (var key in keys)
+        {
+            summaries.Add(new KeySummary(key.KeyId, key.ActivationDate, key.ExpirationDate, key.IsRevoked, Loads(key)));
+        }
+
+        snapshot.Keys = summaries;
+        var now = _time.GetUtcNow();
+        if (!snapshot.HasUsableKey(now))
+        {
+            throw new RingFormatException(summaries.Count == 0
+                ? "it has no key"
+                : $"none of its {summaries.Count} keys can protect now (each is revoked, expired, not yet active or does not load)");
+        }
+    }
+
+    private static bool Loads(IKey key)
+    {
+        try
+        {
+            var encryptor = key.CreateEncryptor();
+            (encryptor as IDisposable)?.Dispose();
+            return encryptor is not null;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>A read-only repository over a fixed list of elements.</summary>
+    private sealed class FixedRepository : IXmlRepository
+    {
+        private readonly IReadOnlyList<XElement> _elements;
+
+        public FixedRepository(IReadOnlyList<XElement> elements) => _elements = elements;
+
+        public IReadOnlyCollection<XElement> GetAllElements() => _elements.Select(e => new XElement(e)).ToList();
+
+        public void StoreElement(XElement element, string friendlyName) =>
+            throw new InvalidOperationException("The scratch repository of the dpkeyring ring check does not store elements.");
+    }
+}
