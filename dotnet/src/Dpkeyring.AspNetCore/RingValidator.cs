@@ -38,6 +38,13 @@ internal sealed class RingValidator
                 XmlRepository = new FixedRepository(snapshot.Elements),
                 AutoGenerateKeys = false,
             };
+
+            // The encryptor factories (CBC, GCM, CNG) are what turn a descriptor into a usable key.
+            foreach (var factory in _services.GetRequiredService<IOptions<KeyManagementOptions>>().Value.AuthenticatedEncryptorFactories)
+            {
+                options.AuthenticatedEncryptorFactories.Add(factory);
+            }
+
             var manager = new XmlKeyManager(Options.Create(options), _services.GetRequiredService<IActivator>(), NullLoggerFactory.Instance);
             keys = manager.GetAllKeys();
         }

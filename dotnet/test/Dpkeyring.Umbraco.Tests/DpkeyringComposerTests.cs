@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Dpkeyring.AspNetCore;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
@@ -41,9 +40,7 @@ public sealed class DpkeyringComposerTests(ServerFixture fixture) : IClassFixtur
         IDataProtector protector = app.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("Umbraco.Test", "v1");
         string payload = protector.Protect("signed in on every node");
 
-        using JsonDocument status = await fixture.Server.StatusAsync();
-        Guid defaultKey = Guid.Parse(status.RootElement.GetProperty("default_key").GetProperty("key_id").GetString()!);
-        Assert.Equal(defaultKey, KeyIdOf(payload));
+        Assert.Equal(await fixture.Server.DefaultKeyIdAsync(), KeyIdOf(payload));
 
         // Without Dpkeyring:ApplicationName the site keeps the name Umbraco always had: its content root.
         string discriminator = app.Services.GetRequiredService<IOptions<DataProtectionOptions>>().Value.ApplicationDiscriminator!;
@@ -60,7 +57,9 @@ public sealed class DpkeyringComposerTests(ServerFixture fixture) : IClassFixtur
         string payload = app.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("Umbraco.Test").Protect("same name on CM and CD");
 
         Assert.Equal("same name on CM and CD", await fixture.Server.UnprotectAsync(payload, "MyUmbracoSite", "Umbraco.Test"));
-        await Assert.ThrowsAnyAsync<Exception>(() => fixture.Server.UnprotectAsync(payload, Path.TrimEndingDirectorySeparator(site.ContentRoot), "Umbraco.Test"));
+        InvalidOperationException wrongName = await Assert.ThrowsAsync<InvalidOperationException>(
+            () => fixture.Server.UnprotectAsync(payload, Path.TrimEndingDirectorySeparator(site.ContentRoot), "Umbraco.Test"));
+        Assert.Contains("wrong purposes or application name", wrongName.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -157,6 +157,38 @@ public sealed partial class DpkeyringServer : IAsyncDisposable
         return JsonDocument.Parse(text).RootElement.Clone();
     }
 
+    /// <summary>
+    /// Starts <c>dpkeyring agent</c> keeping <paramref name="directory"/> equal to the ring; the
+    /// returned handle stops it. Its output goes to a log file in the work folder.
+    /// </summary>
+    public async Task<IAsyncDisposable> StartAgentAsync(string directory, string tokenFile, string ring = "default")
+    {
+        var log = Path.Combine(WorkDirectory, $"agent-{Guid.NewGuid():N}.log");
+        var info = new ProcessStartInfo(Binary) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var arg in new[] { "agent", "--server", Url, "--token-file", tokenFile, "--ring", ring, "--dir", directory, "--node-id", "agent-test" })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        var process = Process.Start(info)!;
+        var writer = new StreamWriter(log) { AutoFlush = true };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (writer)
+                {
+                    writer.WriteLine(e.Data);
+                }
+            }
+        };
+        process.OutputDataReceived += (_, _) => { };
+        process.BeginErrorReadLine();
+        process.BeginOutputReadLine();
+        await Eventually.UntilAsync(() => Directory.Exists(directory) && Directory.EnumerateFiles(directory, "key-*.xml").Any(), "the agent wrote the ring").ConfigureAwait(false);
+        return new Stopper(process, writer);
+    }
+
     /// <summary>Runs a <c>dpkeyring</c> command; returns its stdout, or throws with its stderr when it fails.</summary>
     public static async Task<string> RunAsync(params string[] args)
     {
@@ -197,6 +229,21 @@ public sealed partial class DpkeyringServer : IAsyncDisposable
         }
         catch (IOException)
         {
+        }
+    }
+
+    private sealed class Stopper(Process process, StreamWriter writer) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync().ConfigureAwait(false);
+            }
+
+            process.Dispose();
+            await writer.DisposeAsync().ConfigureAwait(false);
         }
     }
 

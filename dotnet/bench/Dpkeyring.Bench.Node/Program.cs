@@ -1,0 +1,96 @@
+// A Data Protection node for dotnet/bench/rotation-latency.sh. It reads its key ring from a
+// dpkeyring server through Dpkeyring.AspNetCore (or, with --without-package, from a local folder,
+// as the memory baseline), protects a payload every millisecond and prints on stdout:
+//   KEY <key id> <unix ms>   the first payload protected with a new key
+//   RING <unix ms>           the package swapped in a new ring version (package mode only)
+//   MEM managed=... ...      answer to a "MEM" line on stdin
+//   READY <unix ms>          the host has started
+// It stops at the end of stdin, on SIGTERM or on Ctrl+C.
+using Dpkeyring.AspNetCore;
+using Dpkeyring.Bench.Node;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+NodeArguments arguments;
+try
+{
+    arguments = NodeArguments.Parse(args);
+}
+catch (ArgumentException ex)
+{
+    await Console.Error.WriteLineAsync($"Dpkeyring.Bench.Node: {ex.Message}\n{NodeArguments.Usage}").ConfigureAwait(false);
+    return 2;
+}
+
+TextWriter output = Console.Out; // Synchronized and flushed after every line.
+using var ringChanges = arguments.WithoutPackage ? null : new RingChangeListener(output);
+
+var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { ApplicationName = "bench" });
+
+// Warnings and errors (the package's included) go to stderr, so stdout carries only the bench lines.
+builder.Logging.SetMinimumLevel(LogLevel.Warning);
+builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+
+var dataProtection = builder.Services.AddDataProtection().SetApplicationName("bench");
+if (arguments.WithoutPackage)
+{
+    string keys = arguments.CacheDirectory ?? Directory.CreateTempSubdirectory("dpkeyring-bench-keys-").FullName;
+    dataProtection.PersistKeysToFileSystem(new DirectoryInfo(keys));
+}
+else
+{
+    dataProtection.PersistKeysToDpkeyring(o =>
+    {
+        o.Url = arguments.Url;
+        o.TokenFile = arguments.TokenFile;
+        o.NodeId = arguments.NodeId;
+        o.CacheDirectory = arguments.CacheDirectory is { } cache ? Path.GetFullPath(cache) : null;
+        o.PollWait = TimeSpan.FromSeconds(60);
+    });
+}
+
+using var host = builder.Build();
+try
+{
+    await host.StartAsync().ConfigureAwait(false);
+}
+catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException)
+{
+    // A wrong setting or no ring: the host has logged the details; one line for the driver.
+    await Console.Error.WriteLineAsync($"Dpkeyring.Bench.Node: the host did not start: {ex.Message}").ConfigureAwait(false);
+    return 1;
+}
+
+var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+output.WriteLine($"READY {BenchClock.Now()}");
+
+// Commands on stdin; its end (the driver went away) stops the node.
+var commands = new Thread(() =>
+{
+    while (Console.In.ReadLine() is { } line)
+    {
+        if (line.Trim() == "MEM")
+        {
+            output.WriteLine(MemoryReport.Take());
+        }
+    }
+
+    lifetime.StopApplication();
+})
+{
+    IsBackground = true,
+    Name = "bench commands",
+};
+commands.Start();
+
+var watcher = new KeyWatcher(host.Services.GetRequiredService<IDataProtectionProvider>(), arguments.Interval, output);
+var loop = new Thread(() => watcher.Run(lifetime.ApplicationStopping)) { Name = "bench protect loop" };
+loop.Start();
+
+await host.WaitForShutdownAsync().ConfigureAwait(false);
+loop.Join();
+return 0;

@@ -1,0 +1,113 @@
+using Dpkeyring.Testing;
+using Microsoft.Extensions.Logging;
+using Xunit;
+
+namespace Dpkeyring.AspNetCore.Tests;
+
+/// <summary>Starting without the server: the last-known-good copy, and a clear failure without it.</summary>
+public sealed class OutageTests : IAsyncLifetime
+{
+    private DpkeyringServer _server = null!;
+
+    public async Task InitializeAsync() => _server = await DpkeyringServer.StartAsync();
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    [Fact]
+    public async Task NodeRestartedWhileServerIsDown_StartsFromLastKnownGoodCopy_AndSaysSo()
+    {
+        var cache = Path.Combine(_server.WorkDirectory, "lkg");
+        Guid key;
+        string payload;
+        await using (var first = await TestNode.StartAsync(_server, o => o.CacheDirectory = cache))
+        {
+            key = first.ProtectingKeyId();
+            payload = first.Protect("before the restart");
+        }
+
+        var file = Path.Combine(cache, "default.xml");
+        Assert.True(File.Exists(file));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(cache));
+        }
+
+        await _server.StopAsync();
+        await using var second = await TestNode.StartAsync(_server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
+
+        Assert.Equal(key, second.ProtectingKeyId());
+        Assert.Equal("before the restart", second.Unprotect(payload));
+        var warning = Assert.Single(second.Logs.Of("Dpkeyring.AspNetCore"), l => l.EventId == 2);
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.Contains(file, warning.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NoServerAndNoCopy_StartFails_WithAMessageThatSaysWhy_AndNoKeyIsMade()
+    {
+        await _server.StopAsync();
+        var cache = Path.Combine(_server.WorkDirectory, "empty-cache");
+        await using var node = TestNode.Create(_server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
+
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => node.Host.StartAsync());
+
+        Assert.Contains("no key ring to start with", failure.Message, StringComparison.Ordinal);
+        Assert.Contains(_server.Url, failure.Message, StringComparison.Ordinal);
+        Assert.Contains(Path.Combine(cache, "default.xml"), failure.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(_server.NodeToken, failure.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(cache) && Directory.EnumerateFileSystemEntries(cache).Any());
+    }
+
+    [Fact]
+    public async Task NoHost_FirstProtectLoadsTheRing_AndWithoutServerOrCopyItThrowsTheSameMessage()
+    {
+        await using var node = TestNode.Create(_server);
+        Assert.Equal(await _server.DefaultKeyIdAsync(), node.ProtectingKeyId());
+
+        await _server.StopAsync();
+        await using var orphan = TestNode.Create(_server, o => o.StartupTimeout = TimeSpan.FromSeconds(2));
+        var failure = Assert.ThrowsAny<Exception>(() => orphan.Protect("x"));
+        Assert.Contains("no key ring to start with", failure.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PlantedCopyOthersCanWrite_IsRefused_AndTheNodeDoesNotStartOnIt()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        var cache = Path.Combine(_server.WorkDirectory, "lkg");
+        await using (await TestNode.StartAsync(_server, o => o.CacheDirectory = cache))
+        {
+        }
+
+        var file = Path.Combine(cache, "default.xml");
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+        await _server.StopAsync();
+        await using var node = TestNode.Create(_server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
+
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => node.Host.StartAsync());
+        Assert.Contains("other users", failure.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DamagedCopy_IsRefused_WithTheReason()
+    {
+        var cache = Path.Combine(_server.WorkDirectory, "lkg");
+        await using (await TestNode.StartAsync(_server, o => o.CacheDirectory = cache))
+        {
+        }
+
+        var file = Path.Combine(cache, "default.xml");
+        var bytes = File.ReadAllBytes(file);
+        File.WriteAllBytes(file, bytes.AsSpan(0, bytes.Length / 2).ToArray());
+        await _server.StopAsync();
+        await using var node = TestNode.Create(_server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
+
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => node.Host.StartAsync());
+        Assert.Contains("is damaged", failure.Message, StringComparison.Ordinal);
+    }
+}
