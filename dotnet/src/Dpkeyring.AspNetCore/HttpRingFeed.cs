@@ -21,6 +21,7 @@ internal sealed class HttpRingFeed : IRingFeed
     private readonly string _nodeId;
     private readonly string? _tokenFile;
     private readonly string _tokenFileSetting;
+    private readonly string _settingPrefix;
     private readonly BearerToken? _token;
     private readonly TimeProvider _time;
     private readonly X509Certificate2Collection? _trustedCas;
@@ -31,6 +32,7 @@ internal sealed class HttpRingFeed : IRingFeed
         _ring = options.Ring;
         _nodeId = string.IsNullOrEmpty(options.NodeId) ? Environment.MachineName : options.NodeId;
         _tokenFile = string.IsNullOrEmpty(options.TokenFile) ? null : Path.GetFullPath(options.TokenFile);
+        _settingPrefix = settingPrefix;
         _tokenFileSetting = settingPrefix + nameof(DpkeyringOptions.TokenFile);
         if (_tokenFile is null)
         {
@@ -104,7 +106,7 @@ internal sealed class HttpRingFeed : IRingFeed
         catch (HttpRequestException ex)
         {
             var cause = ex.InnerException is System.Security.Authentication.AuthenticationException auth
-                ? $"the TLS handshake failed ({auth.Message}{(auth.InnerException is null ? string.Empty : ": " + auth.InnerException.Message)}); set Dpkeyring:CaCertificateFile for a private CA"
+                ? $"the TLS handshake failed ({auth.Message}{(auth.InnerException is null ? string.Empty : ": " + auth.InnerException.Message)}); set " + _settingPrefix + "CaCertificateFile for a private CA"
                 : ex.Message;
             throw Problem(FeedProblemKind.Unreachable, $"cannot reach {Description}: {cause}.", ex);
         }
@@ -129,20 +131,20 @@ internal sealed class HttpRingFeed : IRingFeed
             case HttpStatusCode.Forbidden:
                 throw Problem(FeedProblemKind.TokenRefused, $"the node token may not read ring '{_ring}' (403). Use a node token granted this ring ('dpkeyring token create --role node --ring {_ring}').");
             case HttpStatusCode.NotFound when await ErrorCodeAsync(response, cancellationToken).ConfigureAwait(false) == "ring_not_found":
-                throw Problem(FeedProblemKind.RingNotFound, $"the server does not serve ring '{_ring}' (404). Check Dpkeyring:Ring, or add the ring to the server (--ring).");
+                throw Problem(FeedProblemKind.RingNotFound, $"the server does not serve ring '{_ring}' (404). Check {_settingPrefix}Ring, or add the ring to the server (--ring).");
             case HttpStatusCode.TooManyRequests:
             case >= HttpStatusCode.InternalServerError:
                 throw Problem(FeedProblemKind.Unreachable, $"{Description} answered {(int)response.StatusCode} {await ErrorMessageAsync(response, cancellationToken).ConfigureAwait(false)}".TrimEnd() + ".");
             case >= HttpStatusCode.MultipleChoices and < HttpStatusCode.BadRequest:
-                throw Problem(FeedProblemKind.BadAnswer, $"{_keysUri} answered a redirect ({(int)response.StatusCode}{(response.Headers.Location is { } to ? " to " + to : string.Empty)}). Set Dpkeyring:Url to the server's own address.");
+                throw Problem(FeedProblemKind.BadAnswer, $"{_keysUri} answered a redirect ({(int)response.StatusCode}{(response.Headers.Location is { } to ? " to " + to : string.Empty)}). Set {_settingPrefix}Url to the server's own address.");
             default:
-                throw Problem(FeedProblemKind.BadAnswer, $"{_keysUri} answered {(int)response.StatusCode}, not a key ring. Is Dpkeyring:Url the dpkeyring server's base URL?");
+                throw Problem(FeedProblemKind.BadAnswer, $"{_keysUri} answered {(int)response.StatusCode}, not a key ring. Is {_settingPrefix}Url the dpkeyring server's base URL?");
         }
 
         var mediaType = response.Content.Headers.ContentType?.MediaType;
         if (mediaType is not ("application/xml" or "text/xml"))
         {
-            throw Problem(FeedProblemKind.BadAnswer, $"{_keysUri} answered 200 with {mediaType ?? "no content type"}, not a key ring (a proxy or login page in the way?). Check Dpkeyring:Url and any proxy between the node and the server.");
+            throw Problem(FeedProblemKind.BadAnswer, $"{_keysUri} answered 200 with {mediaType ?? "no content type"}, not a key ring (a proxy or login page in the way?). Check {_settingPrefix}Url and any proxy between the node and the server.");
         }
 
         byte[] document = await ReadCappedAsync(response.Content, cancellationToken).ConfigureAwait(false);

@@ -259,13 +259,13 @@ internal sealed class RingFollower : IAsyncDisposable
         // Elements first, then the token: ASP.NET Core reads the token before the elements, so it
         // can never keep new-token-old-elements.
         fired.Cancel();
-        Succeeded("changed");
-        Log.RingLoaded(_logger, _ring, VersionText(snapshot), snapshot.Source, snapshot.Keys.Count, snapshot.LikelyDefaultKey(_time.GetUtcNow()));
-
         if (before is not null)
         {
             WarmUp(keyRingProvider!, before, snapshot);
         }
+
+        Succeeded("changed");
+        Log.RingLoaded(_logger, _ring, VersionText(snapshot), snapshot.Source, snapshot.Keys.Count, snapshot.LikelyDefaultKey(_time.GetUtcNow()));
 
         if (fromSource && _feed.Cache is { } cache)
         {

@@ -102,11 +102,32 @@ public sealed partial class DpkeyringServer : IAsyncDisposable
             args.AddRange(["--ring", ring]);
         }
 
-        return (await RunAsync(args.ToArray()).ConfigureAwait(false)).Trim();
+        var token = (await RunAsync(args.ToArray()).ConfigureAwait(false)).Trim();
+
+        // The server reads new tokens within a second: wait until it knows this one.
+        using var client = new HttpClient();
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        await Eventually.UntilAsync(
+            async () => (await client.GetAsync(new Uri($"{Url}/v1/rings")).ConfigureAwait(false)).IsSuccessStatusCode,
+            $"the server accepts the new token {name}").ConfigureAwait(false);
+        return token;
     }
 
-    /// <summary><c>dpkeyring token revoke</c>; a running server refuses the token within a second.</summary>
-    public Task RevokeTokenAsync(string name) => RunAsync("token", "revoke", name, "--data", DataDirectory);
+    /// <summary><c>dpkeyring token revoke</c>; a running server refuses the token within a second (with <paramref name="token"/>, this waits for that).</summary>
+    public async Task RevokeTokenAsync(string name, string? token = null)
+    {
+        await RunAsync("token", "revoke", name, "--data", DataDirectory).ConfigureAwait(false);
+        if (token is null)
+        {
+            return;
+        }
+
+        using var client = new HttpClient();
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        await Eventually.UntilAsync(
+            async () => (await client.GetAsync(new Uri($"{Url}/v1/rings")).ConfigureAwait(false)).StatusCode == System.Net.HttpStatusCode.Unauthorized,
+            $"the server refuses the revoked token {name}").ConfigureAwait(false);
+    }
 
     /// <summary>
     /// <c>dpkeyring unprotect</c> against the server's store: the plaintext of a payload a node

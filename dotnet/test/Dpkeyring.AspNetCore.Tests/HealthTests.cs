@@ -1,0 +1,53 @@
+using Dpkeyring.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Time.Testing;
+using Xunit;
+
+namespace Dpkeyring.AspNetCore.Tests;
+
+/// <summary>The health thresholds, driven by a fake clock instead of sleeping.</summary>
+public sealed class HealthTests : IAsyncLifetime
+{
+    private DpkeyringServer _server = null!;
+
+    public async Task InitializeAsync() => _server = await DpkeyringServer.StartAsync();
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    [Fact]
+    public async Task Health_IsDegradedAfterTwoPollWaitsWithoutAnAnswer_AndUnhealthyOnceNoKeyCanProtect()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var node = await TestNode.StartAsync(_server, o => o.PollWait = TimeSpan.FromSeconds(60), services => services.AddSingleton<TimeProvider>(clock));
+        Assert.Equal(HealthStatus.Healthy, (await node.HealthAsync()).Status);
+
+        clock.Advance(TimeSpan.FromSeconds(119));
+        Assert.Equal(HealthStatus.Healthy, (await node.HealthAsync()).Status);
+
+        clock.Advance(TimeSpan.FromSeconds(2));
+        var degraded = await node.HealthAsync();
+        Assert.Equal(HealthStatus.Degraded, degraded.Status);
+        Assert.Contains("more than two poll waits", degraded.Description, StringComparison.Ordinal);
+
+        // The server's only key expires after 90 days: then no key can protect.
+        clock.Advance(TimeSpan.FromDays(91));
+        var unhealthy = await node.HealthAsync();
+        Assert.Equal(HealthStatus.Unhealthy, unhealthy.Status);
+        Assert.Contains("has no key that can protect now", unhealthy.Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HealthCheckWithoutThePackageConfigured_SaysHowToConfigureIt()
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddHealthChecks().AddDpkeyring();
+        await using var provider = services.BuildServiceProvider();
+
+        var report = await provider.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+
+        Assert.Equal(HealthStatus.Unhealthy, report.Entries["dpkeyring"].Status);
+        Assert.Contains("PersistKeysToDpkeyring", report.Entries["dpkeyring"].Description, StringComparison.Ordinal);
+    }
+}
