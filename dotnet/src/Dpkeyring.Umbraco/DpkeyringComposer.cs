@@ -3,6 +3,7 @@ using Dpkeyring.AspNetCore;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
 using Umbraco.Cms.Core.Composing;
 using Umbraco.Cms.Core.DependencyInjection;
@@ -15,7 +16,8 @@ namespace Dpkeyring.Umbraco;
 /// Protection keys from that dpkeyring server
 /// (<see cref="DpkeyringDataProtectionBuilderExtensions.PersistKeysToDpkeyring(IDataProtectionBuilder, IConfiguration)"/>
 /// with the section, validated when the site starts), sets the application name from
-/// <c>Dpkeyring:ApplicationName</c> when that is set, and adds the <c>dpkeyring</c> health check.
+/// <c>Dpkeyring:ApplicationName</c> when that is set, and adds the <c>dpkeyring</c> health check
+/// (unless the application adds one of that name itself).
 /// Without a <c>Url</c> it changes nothing and logs one line saying how to turn it on.
 /// </summary>
 /// <remarks>
@@ -38,6 +40,9 @@ public sealed class DpkeyringComposer : IComposer
     /// <summary>The setting that names the application (the first purpose of every payload).</summary>
     internal const string ApplicationNameKey = "ApplicationName";
 
+    /// <summary>The name of the health check the composer adds.</summary>
+    internal const string HealthCheckName = "dpkeyring";
+
     /// <inheritdoc />
     public void Compose(IUmbracoBuilder builder)
     {
@@ -59,10 +64,11 @@ public sealed class DpkeyringComposer : IComposer
             return;
         }
 
-        // Calling PersistKeysToDpkeyring a second time would give the site two option bindings,
-        // two repositories polling the server and two health checks named "dpkeyring" (which
-        // HealthCheckService refuses at the first health request). So when the application has
-        // already wired the core package, leave its choice alone.
+        // The core package's services are idempotent, but a second PersistKeysToDpkeyring(section)
+        // would bind this section over what the application configured (its own section, or
+        // options set in code). So when the application has already wired the core package before
+        // the composers ran, leave its choice alone. (An application that wires it after the
+        // composers should turn this composer off with DisableComposer; the README says so.)
         if (IsDpkeyringAlreadyConfigured(builder.Services))
         {
             Log.AlreadyConfigured(logger);
@@ -83,7 +89,8 @@ public sealed class DpkeyringComposer : IComposer
             dataProtection.SetApplicationName(applicationName);
         }
 
-        builder.Services.AddHealthChecks().AddDpkeyring();
+        // One check of this name even if the application adds it too (AddDpkeyring is idempotent per name).
+        builder.Services.AddHealthChecks().AddDpkeyring(HealthCheckName);
 
         // Scheme, host and port only: a URL with user information must not put it in the log.
         string server = Uri.TryCreate(url, UriKind.Absolute, out Uri? uri) ? $"{uri.Scheme}://{uri.Authority}" : "(not a URL; the start will say why)";

@@ -2,6 +2,7 @@ using Dpkeyring.AspNetCore;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging.Testing;
@@ -42,10 +43,12 @@ public sealed class DpkeyringComposerTests(ServerFixture fixture) : IClassFixtur
 
         Assert.Equal(await fixture.Server.DefaultKeyIdAsync(), KeyIdOf(payload));
 
-        // Without Dpkeyring:ApplicationName the site keeps the name Umbraco always had: its content root.
+        // Without Dpkeyring:ApplicationName the site keeps the name it always had: its content-root
+        // path as ASP.NET Core makes it, with a trailing separator ("/app/" for a log line
+        // "Content root path: /app"). The README tells an existing site to use exactly that.
         string discriminator = app.Services.GetRequiredService<IOptions<DataProtectionOptions>>().Value.ApplicationDiscriminator!;
-        Assert.Equal(Path.TrimEndingDirectorySeparator(site.ContentRoot), discriminator);
-        Assert.Equal("signed in on every node", await fixture.Server.UnprotectAsync(payload, discriminator, "Umbraco.Test", "v1"));
+        Assert.Equal(ContentRootName(site), discriminator);
+        Assert.Equal("signed in on every node", await fixture.Server.UnprotectAsync(payload, ContentRootName(site), "Umbraco.Test", "v1"));
     }
 
     [Fact]
@@ -58,7 +61,7 @@ public sealed class DpkeyringComposerTests(ServerFixture fixture) : IClassFixtur
 
         Assert.Equal("same name on CM and CD", await fixture.Server.UnprotectAsync(payload, "MyUmbracoSite", "Umbraco.Test"));
         InvalidOperationException wrongName = await Assert.ThrowsAsync<InvalidOperationException>(
-            () => fixture.Server.UnprotectAsync(payload, Path.TrimEndingDirectorySeparator(site.ContentRoot), "Umbraco.Test"));
+            () => fixture.Server.UnprotectAsync(payload, ContentRootName(site), "Umbraco.Test"));
         Assert.Contains("wrong purposes or application name", wrongName.Message, StringComparison.Ordinal);
     }
 
@@ -105,7 +108,7 @@ public sealed class DpkeyringComposerTests(ServerFixture fixture) : IClassFixtur
         WebApplication app = site.Build();
 
         OptionsValidationException error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
-        Assert.Contains("Url", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Dpkeyring:Url is plain http://", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -126,11 +129,49 @@ public sealed class DpkeyringComposerTests(ServerFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task SiteThatAlsoAddsTheDpkeyringHealthCheckInProgramCs_StillAnswersHealthRequests()
+    {
+        await using UmbracoSite site = UmbracoSite.Compose(
+            Appsettings(),
+            (services, _) => services.AddHealthChecks().AddDpkeyring());
+        WebApplication app = site.Build();
+        app.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("Umbraco.Test").Protect("load the ring");
+
+        // Two checks named "dpkeyring" would make HealthCheckService throw here.
+        HealthReport report = await app.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+
+        Assert.Equal(["dpkeyring"], report.Entries.Keys);
+    }
+
+    [Fact]
+    public async Task SiteThatWiresDpkeyringAfterTheComposers_StillHasOneFollowerAndOneHealthCheck()
+    {
+        await using UmbracoSite site = UmbracoSite.Compose(
+            Appsettings(),
+            afterComposers: (services, configuration) =>
+            {
+                services.AddDataProtection().PersistKeysToDpkeyring(configuration.GetSection("Dpkeyring"));
+                services.AddHealthChecks().AddDpkeyring();
+            });
+        WebApplication app = site.Build();
+
+        Assert.Single(app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>(), s => s.GetType().Assembly == typeof(DpkeyringOptions).Assembly);
+        string payload = app.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("Umbraco.Test").Protect("one follower");
+        Assert.Equal("one follower", await fixture.Server.UnprotectAsync(payload, ContentRootName(site), "Umbraco.Test"));
+        HealthReport report = await app.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+        Assert.Equal(["dpkeyring"], report.Entries.Keys);
+    }
+
+    [Fact]
     public void ApplicationNameWithStraySpace_StopsTheStart_NamingTheSetting()
     {
         InvalidOperationException error = Assert.Throws<InvalidOperationException>(() => UmbracoSite.Compose(Appsettings(applicationName: "MyUmbracoSite ")));
         Assert.Contains("Dpkeyring:ApplicationName", error.Message, StringComparison.Ordinal);
     }
+
+    /// <summary>The application name ASP.NET Core derives from the content root: the path and a trailing separator.</summary>
+    private static string ContentRootName(UmbracoSite site) =>
+        Path.TrimEndingDirectorySeparator(site.App!.Environment.ContentRootPath) + Path.DirectorySeparatorChar;
 
     /// <summary>The key id a Data Protection payload names: bytes 4 to 20, after the magic header.</summary>
     private static Guid KeyIdOf(string payload)

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
@@ -57,7 +58,11 @@ internal sealed class UmbracoSite : IAsyncDisposable
     /// </summary>
     /// <param name="appsettings">The appsettings.json content, as an object to serialize.</param>
     /// <param name="beforeComposers">What the application's Program.cs does before the composers run.</param>
-    public static UmbracoSite Compose(object appsettings, Action<IServiceCollection, Microsoft.Extensions.Configuration.IConfiguration>? beforeComposers = null)
+    /// <param name="afterComposers">What the application's Program.cs does after <c>CreateUmbracoBuilder()...Build()</c>.</param>
+    public static UmbracoSite Compose(
+        object appsettings,
+        Action<IServiceCollection, IConfiguration>? beforeComposers = null,
+        Action<IServiceCollection, IConfiguration>? afterComposers = null)
     {
         string contentRoot = Directory.CreateTempSubdirectory("dpkeyring-umbraco-site-").FullName;
         File.WriteAllText(Path.Combine(contentRoot, "appsettings.json"), JsonSerializer.Serialize(appsettings));
@@ -105,6 +110,7 @@ internal sealed class UmbracoSite : IAsyncDisposable
 
         site.AfterComposers = builder.Services.ToList();
         umbraco.Build();
+        afterComposers?.Invoke(builder.Services, builder.Configuration);
         return site;
     }
 
