@@ -11,17 +11,24 @@
 #   BENCH_ROTATIONS  rotations per node count (default 20)
 #   BENCH_NODES      node counts to run, in order (default "1 10")
 #   BENCH_SPACING    seconds between two rotations (default 1)
+#   BENCH_INTERVAL_MS  pause between two Protect calls in each node (default 1)
+#   BENCH_MEM_PAIRS  nodes with and without the package for the memory comparison (default 5 + 5;
+#                    0 skips it)
 #   BENCH_KEEP=1     keep the work folder (server and node logs, raw samples)
+#   BENCH_BUILD_DIR  where the node is built (default $TMPDIR/dpkeyring-bench-build)
 #
-# How: one fresh `dpkeyring serve` per node count (embedded file store, 127.0.0.1, free port).
-# Each node (dotnet/bench/Dpkeyring.Bench.Node) protects a payload every millisecond and prints
-# `KEY <key id> <unix ms>` when the key in its payloads changes, and `RING <unix ms>` when the
-# package has swapped in a new ring version (its dpkeyring.fetches counter, result=changed). The
-# script takes the time just before each POST /v1/rings/default/rotate ({"immediate": true,
-# "revoke_previous": true}) from bash's $EPOCHREALTIME, the same clock (CLOCK_REALTIME); a
-# sample is KEY(new key) minus that time, per node and rotation. The script reads the logs only
-# between rotations, so that it does not take CPU from the nodes while they react. Percentiles
-# are nearest-rank over all samples of a node count (20 samples for 1 node, 200 for 10).
+# How: one fresh `dpkeyring serve` per node count and per memory comparison (embedded file
+# store, 127.0.0.1, free port). Each node (dotnet/bench/Dpkeyring.Bench.Node) protects a payload
+# every millisecond and prints `KEY <key id> <unix ms>` when the key in its payloads changes, and
+# `RING <unix ms>` when the package has taken a new ring version into use (its dpkeyring.fetches
+# counter, result=changed). The script takes the time just before each POST
+# /v1/rings/default/rotate ({"immediate": true, "revoke_previous": true}) from bash's
+# $EPOCHREALTIME, the same clock (CLOCK_REALTIME); a sample is KEY(new key) minus that time, per
+# node and rotation. The server's access log (the rotate call's duration, the time it answered
+# each node's long-poll) splits that time between the server and the node. The script reads the
+# logs only between rotations, so that it does not take CPU from the nodes while they react.
+# Percentiles are nearest-rank over all samples of a node count (20 samples for 1 node, 200 for
+# 10).
 #
 # Everything runs on 127.0.0.1; every process the script starts is stopped by its pid on exit.
 set -euo pipefail
@@ -41,19 +48,27 @@ server_bin=${DPKEYRING_BIN:-$repo/../shared/bin/dpkeyring}
 rotations=${BENCH_ROTATIONS:-20}
 node_counts=${BENCH_NODES:-"1 10"}
 spacing=${BENCH_SPACING:-1}
+interval_ms=${BENCH_INTERVAL_MS:-1}
+mem_pairs=${BENCH_MEM_PAIRS:-5}
+mem_rotations=3
 project=$here/Dpkeyring.Bench.Node
-node_exe=$project/bin/Release/net10.0/Dpkeyring.Bench.Node
+# Built into a folder of its own, so that a build of the solution running at the same time does not
+# write the same obj/ files; kept between runs (incremental).
+build_dir=${BENCH_BUILD_DIR:-${TMPDIR:-/tmp}/dpkeyring-bench-build}
+node_exe=$build_dir/bin/Dpkeyring.Bench.Node/release/Dpkeyring.Bench.Node
 
 [[ -x $server_bin ]] || { echo "rotation-latency.sh: no server binary at $server_bin (set DPKEYRING_BIN)" >&2; exit 2; }
 server_bin=$(cd "$(dirname "$server_bin")" && pwd)/$(basename "$server_bin")
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/dpkeyring-rotation-bench.XXXXXX")
 pids=()     # every process started here, stopped by pid in cleanup
+node_extra=()   # extra arguments for every node of a run (--web)
+node_pids=()    # the current run's node processes
 fds=()      # write ends of the nodes' stdin FIFOs
 
 cleanup() {
 	local status=$? fd pid i
-	for fd in "${fds[@]}"; do exec {fd}>&- 2>/dev/null || true; done   # a node stops at the end of stdin
+	for fd in "${fds[@]}"; do exec {fd}>&-; done   # a node stops at the end of stdin
 	fds=()
 	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 	for ((i = 0; i < 50; i++)); do
@@ -88,14 +103,14 @@ wait_for() {
 }
 
 # ---------------------------------------------------------------------------------------------
-log "building the bench node (dotnet build -c Release)"
-timeout 600 dotnet build -c Release -nologo -v quiet "$project" >"$work/build.log" 2>&1 \
+log "building the bench node (dotnet build -c Release, into $build_dir)"
+timeout 600 dotnet build -c Release -nologo -v quiet --disable-build-servers --artifacts-path "$build_dir" "$project" >"$work/build.log" 2>&1 \
 	|| { cat "$work/build.log" >&2; die "dotnet build"; }
 [[ -x $node_exe ]] || die "no $node_exe after the build"
 
 # ---------------------------------------------------------------------------------------------
-# One run: a fresh server, N package nodes (plus the baseline node when asked), the rotations,
-# then MEM from every node. Leaves its files in $work/nN.
+# The parts of a run: a fresh server, the nodes, the rotations, MEM from every node. A run leaves
+# its files (logs, rotations, samples, memory) in a folder of $work.
 server_url=""
 admin_token=""
 
@@ -104,10 +119,10 @@ start_server() {
 	mkdir -p "$dir/data"
 	"$server_bin" serve --addr 127.0.0.1:0 --data "$dir/data" >"$dir/server.out" 2>"$dir/server.err" &
 	pids+=($!)
-	wait_for "the server to listen" 20 grep -q '"msg":"listening"' "$dir/server.err"
+	wait_for "the server to listen" 20 grep -qs '"msg":"listening"' "$dir/server.err"
 	server_url="http://$(grep -m1 '"msg":"listening"' "$dir/server.err" | jq -r .addr)"
 	[[ $server_url == http://127.0.0.1:* ]] || die "the server listens on $server_url, not 127.0.0.1"
-	wait_for "the server's tokens" 10 grep -q '^  node ' "$dir/server.out"
+	wait_for "the server's tokens" 10 grep -qs '^  node ' "$dir/server.out"
 	admin_token=$(awk '$1 == "admin" { print $2; exit }' "$dir/server.out")
 	local node_token
 	node_token=$(awk '$1 == "node" { print $2; exit }' "$dir/server.out")
@@ -122,8 +137,9 @@ start_node() {
 	local dir=$1 name=$2 fd
 	shift 2
 	mkfifo "$dir/$name.in"
-	"$node_exe" "$@" <"$dir/$name.in" >"$dir/$name.out" 2>"$dir/$name.err" &
+	"$node_exe" --interval-ms "$interval_ms" "$@" <"$dir/$name.in" >"$dir/$name.out" 2>"$dir/$name.err" &
 	pids+=($!)
+	node_pids+=($!)
 	exec {fd}>"$dir/$name.in"
 	fds+=("$fd")
 	eval "fd_$name=$fd"
@@ -155,31 +171,38 @@ node_failed() {
 	done
 }
 
-run() {
-	local n=$1 with_baseline=$2 dir=$work/n$1 i r
+# start_nodes DIR N BASELINES: a fresh server in DIR, N package nodes (node1..nodeN) and BASELINES
+# nodes without the package (base1..), started alternately; waits until all protect.
+start_nodes() {
+	local dir=$1 n=$2 baselines=$3 i key
 	mkdir -p "$dir"
-	log "N=$n: starting a server and $n node(s)$( ((with_baseline)) && echo ' plus the baseline node without the package')"
 	start_server "$dir"
 	node_outs=()
-	for ((i = 1; i <= n; i++)); do
-		start_node "$dir" "node$i" --url "$server_url" --token-file "$dir/node.token" --node-id "bench-$i" --cache-dir "$dir/cache$i"
-		node_outs+=("$dir/node$i.out")
+	base_outs=()
+	for ((i = 1; i <= n || i <= baselines; i++)); do
+		if ((i <= n)); then
+			start_node "$dir" "node$i" --url "$server_url" --token-file "$dir/node.token" --node-id "bench-$i" --cache-dir "$dir/cache$i" "${node_extra[@]}"
+			node_outs+=("$dir/node$i.out")
+		fi
+		if ((i <= baselines)); then
+			start_node "$dir" "base$i" --without-package --cache-dir "$dir/base$i-keys" "${node_extra[@]}"
+			base_outs+=("$dir/base$i.out")
+		fi
 	done
-	if ((with_baseline)); then
-		start_node "$dir" baseline --without-package --cache-dir "$dir/baseline-keys"
-	fi
-
-	local key
 	key=$(default_key)
 	[[ $key =~ ^[0-9a-f-]{36}$ ]] || die "no default key in the server's status ($key)"
 	wait_for "all $n node(s) to protect with the current key $key" 120 all_on_key "$key"
-	if ((with_baseline)); then wait_for "the baseline node" 60 grep -q '^KEY ' "$dir/baseline.out"; fi
-	log "N=$n: all nodes protect with $key; settling 3 s"
-	sleep 3
+	for f in "${base_outs[@]}"; do wait_for "the baseline node $f" 60 grep -q '^KEY ' "$f"; done
+	sleep 3   # let start-up work (JIT, tiering) settle
+}
 
+# rotate DIR COUNT: COUNT emergency rotations, $spacing s apart; each line of DIR/rotations is
+#   rotation t0 t1 key   (t0 just before the call, t1 when it answered; $EPOCHREALTIME seconds)
+rotate() {
+	local dir=$1 count=$2 r t0 t1 answer key ticks_before started=$EPOCHREALTIME
 	: >"$dir/rotations"
-	for ((r = 1; r <= rotations; r++)); do
-		local t0 t1 answer
+	ticks_before=$(cpu_ticks)
+	for ((r = 1; r <= count; r++)); do
 		t0=$EPOCHREALTIME
 		answer=$(curl -sS --max-time 10 -X POST -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' \
 			-d '{"immediate":true,"revoke_previous":true,"reason":"bench"}' "$server_url/v1/rings/default/rotate") \
@@ -189,55 +212,117 @@ run() {
 		[[ $key =~ ^[0-9a-f-]{36}$ ]] || die "rotation $r: unexpected answer $answer"
 		echo "$r $t0 $t1 $key" >>"$dir/rotations"
 		sleep "$spacing"
-		wait_for "all $n node(s) to protect with key $key (rotation $r)" 15 all_saw_key "$key"
+		wait_for "all node(s) to protect with key $key (rotation $r)" 15 all_saw_key "$key"
 	done
+	# The nodes' CPU during the rotations, in % of one CPU per node; and the load average.
+	awk -v t="$(($(cpu_ticks) - ticks_before))" -v hz="$(getconf CLK_TCK)" -v n="${#node_pids[@]}" -v a="$started" -v b="$EPOCHREALTIME" \
+		'BEGIN { printf "%.1f\n", 100 * t / hz / (b - a) / n }' >"$dir/node-cpu"
+	cut -d' ' -f1 /proc/loadavg >"$dir/loadavg"
+	grep '"path":"/v1/rings/default/rotate"' "$dir/server.err" | jq -r .duration_ms >"$dir/server-rotate-ms"
 	node_failed
-	log "N=$n: $rotations rotations done; asking every node for its memory"
+}
 
-	local name fdvar
-	for name in $(for ((i = 1; i <= n; i++)); do echo "node$i"; done) $( ((with_baseline)) && echo baseline); do
+# The CPU time (clock ticks, user + system) used so far by the current run's nodes.
+cpu_ticks() {
+	local pid total=0
+	for pid in "${node_pids[@]}"; do
+		total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$total"
+}
+
+# memory DIR NAMES...: sends MEM to each node in turn; DIR/memory gets "NAME managed=B working_set=B ...".
+memory() {
+	local dir=$1 name fdvar
+	shift
+	for name in "$@"; do
 		fdvar=fd_$name
 		echo MEM >&"${!fdvar}"
 		wait_for "MEM from $name" 30 grep -q '^MEM ' "$dir/$name.out"
 		grep -m1 '^MEM ' "$dir/$name.out" | sed "s/^MEM /$name /" >>"$dir/memory"
 	done
+}
 
-	# Stop this run's processes before the next one (they stop at the end of stdin).
-	local fd pid
+# Stops the current run's processes (nodes stop at the end of stdin; TERM, then KILL after 10 s).
+stop_all() {
+	local fd pid k
 	for fd in "${fds[@]}"; do exec {fd}>&-; done
 	fds=()
 	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 	for pid in "${pids[@]}"; do
-		local k
 		for ((k = 0; k < 100; k++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null || true
 	done
 	wait 2>/dev/null || true
 	pids=()
+	node_pids=()
+}
+
+# Latency: N package nodes, $rotations rotations; then each node's memory.
+run_latency() {
+	local n=$1 dir=$work/n$1 i
+	log "N=$n: a fresh server and $n node(s)"
+	start_nodes "$dir" "$n" 0
+	log "N=$n: all nodes protect with the current key; $rotations rotations, ${spacing} s apart"
+	rotate "$dir" "$rotations"
+	memory "$dir" $(for ((i = 1; i <= n; i++)); do echo "node$i"; done)
+	stop_all
 	samples "$dir" "$n"
 }
 
+# Memory, for MODE "worker" (the generic host alone, as in the latency runs) or "web" (the same
+# node also running Kestrel with one endpoint, as an ASP.NET Core site does): $mem_pairs package
+# nodes and as many without the package, started alternately, side by side on one server;
+# $mem_rotations rotations (the package nodes then hold what a node that followed rotations
+# holds); MEM from each after 2 s.
+run_memory() {
+	local mode=$1 dir=$work/memory-$1 i names=()
+	log "memory ($mode): a fresh server, $mem_pairs nodes with the package and $mem_pairs without"
+	node_extra=()
+	[[ $mode == web ]] && node_extra=(--web)
+	start_nodes "$dir" "$mem_pairs" "$mem_pairs"
+	rotate "$dir" "$mem_rotations"
+	sleep 2
+	for ((i = 1; i <= mem_pairs; i++)); do names+=("node$i" "base$i"); done
+	memory "$dir" "${names[@]}"
+	stop_all
+	node_extra=()
+}
+
 # samples DIR N: one line per node and rotation in DIR/samples:
-#   rotation node total_ms answered_ms ring_ms rebuild_ms
-# total = KEY(new key) - t0; answered = rotate answer - t0; ring = first RING at or after t0 - t0;
-# rebuild = KEY - RING (the node's own share: ASP.NET Core's key ring rebuilt, next Protect).
+#   rotation node total answered ring key_after_ring server_first node_share server_spread   (ms)
+# total = KEY(new key) - t0; answered = rotate call answered - t0; ring = the node's first RING
+# at or after t0, - t0; key_after_ring = KEY - RING; server_first = the server's first answer of
+# the rotation to a node's long-poll (the "time" of its access-log line, written when the answer
+# is out), - t0; node_share = KEY - server_first (an upper bound of the node's own time: receiving,
+# checking and swapping in the ring, ASP.NET Core's rebuild, the next Protect; it also holds the
+# server's writes to the nodes before this one); server_spread = the server's last long-poll answer
+# of the rotation - its first.
 samples() {
 	local dir=$1 n=$2 i
 	: >"$dir/samples"
+	grep '"path":"/v1/rings/default/keys"' "$dir/server.err" | jq -r 'select(.status == 200) | .time
+		| capture("^(?<s>[^.]+)(?<f>\\.[0-9]+)?Z$") | (((.s + "Z") | fromdateiso8601) * 1000 + ((.f // "0") | tonumber) * 1000)
+		| tostring' | sort -n >"$dir/longpolls"
 	for ((i = 1; i <= n; i++)); do
-		awk -v node="$i" '
+		awk -v node="$i" -v rotations="$dir/rotations" -v longpolls="$dir/longpolls" '
 			function ms(t,   s, f) { s = substr(t, 1, index(t, ".") - 1); f = substr(t, index(t, ".") + 1); return (s * 1000) + (f / 1000) }
-			FNR == NR { rot[$1] = $4; t0[$1] = ms($2); t1[$1] = ms($3); count = $1; next }
+			FILENAME == rotations { rot[$1] = $4; t0[$1] = ms($2); t1[$1] = ms($3); count = $1; next }
+			FILENAME == longpolls { lp[++nl] = $1; next }
 			$1 == "KEY" { key_at[$2] = $3; next }
 			$1 == "RING" { rings[++nr] = $2; next }
 			END {
 				for (r = 1; r <= count; r++) {
+					end = (r < count) ? t0[r + 1] : t0[r] + 60000
 					ring = -1
-					for (j = 1; j <= nr; j++) if (rings[j] >= t0[r]) { ring = rings[j]; break }
-					if (!(rot[r] in key_at)) { printf "%d %d MISSING\n", r, node; continue }
-					printf "%d %d %.3f %.3f %.3f %.3f\n", r, node, key_at[rot[r]] - t0[r], t1[r] - t0[r], ring - t0[r], key_at[rot[r]] - ring
+					for (j = 1; j <= nr; j++) if (rings[j] + 0 >= t0[r]) { ring = rings[j]; break }
+					first = -1; last = -1
+					for (j = 1; j <= nl; j++) if (lp[j] + 0 >= t0[r] && lp[j] + 0 < end) { if (first < 0) first = lp[j]; last = lp[j] }
+					if (!(rot[r] in key_at) || ring < 0 || first < 0) { printf "%d %d MISSING\n", r, node; continue }
+					key = key_at[rot[r]]
+					printf "%d %d %.3f %.3f %.3f %.3f %.3f %.3f %.3f\n", r, node, key - t0[r], t1[r] - t0[r], ring - t0[r], key - ring, first - t0[r], key - first, last - first
 				}
-			}' "$dir/rotations" "$dir/node$i.out" >>"$dir/samples"
+			}' "$dir/rotations" "$dir/longpolls" "$dir/node$i.out" >>"$dir/samples"
 	done
 	if grep -q MISSING "$dir/samples"; then die "some samples are missing: $(grep MISSING "$dir/samples" | head -3)"; fi
 }
@@ -248,58 +333,82 @@ pct() {
 }
 
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
-# spread MEMORY_FILE KEY: "min / median / max" in MiB of KEY over the package nodes.
+# values MEMORY_FILE PREFIX KEY: the values (bytes) of KEY on the lines of nodes named PREFIX*, sorted.
+values() { grep "^$2[0-9]" "$1" | sed "s/.* $3=\([0-9-]*\).*/\1/" | sort -n; }
+# median / spread MEMORY_FILE PREFIX KEY: the median in bytes; "median (min–max)" in MiB.
+median() { values "$@" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 spread() {
-	grep '^node' "$1" | sed "s/.* $2=\([0-9]*\).*/\1/" | sort -n \
-		| awk '{ v[NR] = $1 } END { printf "%.1f / %.1f / %.1f", v[1] / 1048576, v[int((NR + 1) / 2)] / 1048576, v[NR] / 1048576 }'
+	values "$@" | awk '{ v[NR] = $1 } END { printf "%.1f (%.1f–%.1f)", v[int((NR + 1) / 2)] / 1048576, v[1] / 1048576, v[NR] / 1048576 }'
 }
-field() { awk -v k="$2" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$1"; }
 
 # ---------------------------------------------------------------------------------------------
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
-first=1
 for n in $node_counts; do
-	run "$n" "$first"
-	first=0
+	run_latency "$n"
 done
+if ((mem_pairs > 0)); then
+	run_memory worker
+	run_memory web
+fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 
 # ---------------------------------------------------------------------------------------------
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo '?')
 {
 	echo "Run $started–$(date -u +%H:%M:%SZ): $(nproc) CPUs ($cpu), $(uname -sr), .NET SDK $(dotnet --version), runtime $(dotnet --list-runtimes | awk '/Microsoft.NETCore.App/ { v = $2 } END { print v }'), server $server_bin ($("$server_bin" version 2>/dev/null | head -n 1 || echo '?')$([[ -f $(dirname "$server_bin")/COMMIT ]] && echo ", commit $(head -c 7 "$(dirname "$server_bin")/COMMIT")")); load average $load_before before, $load_after after."
-	echo "$rotations emergency rotations (immediate, revoke_previous) ${spacing} s apart per node count; nodes protect every 1 ms."
+	echo "$rotations emergency rotations (immediate, revoke_previous) ${spacing} s apart per node count; each node protects every ${interval_ms} ms."
 	echo
-	echo "| Nodes | Samples | rotate → node protects with new key: p50 / p99 / max | rotate call answered (p50 / max) | rotate → ring swapped in at node (p50 / p99) | node: ring swapped in → new key (p50 / p99 / max) |"
+	echo "| Nodes | Samples | Rotate call → node protects with the new key: p50 | p99 | max | Nodes' CPU (per node) | Load average (1 min) at the end |"
+	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for n in $node_counts; do
+		s=$work/n$n/samples
+		printf '| %s | %s | **%s ms** | **%s ms** | %s ms | %s %% | %s |\n' "$n" "$(wc -l <"$s")" \
+			"$(pct "$s" 3 50)" "$(pct "$s" 3 99)" "$(pct "$s" 3 100)" "$(cat "$work/n$n/node-cpu")" "$(cat "$work/n$n/loadavg")"
+	done
+	echo
+	echo "Where the time goes (ms, p50 / p99 / max over the same samples; times of the server from its access log):"
+	echo
+	echo "| Nodes | Server handles the rotate call | Rotate call answered (curl) | Rotate call → server answers the first node's long-poll | First → last long-poll answer | Node: server's first answer → new key in use (upper bound) |"
 	echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
 	for n in $node_counts; do
 		s=$work/n$n/samples
-		printf '| %s | %s | **%s** / **%s** / %s ms | %s / %s ms | %s / %s ms | %s / %s / %s ms |\n' "$n" "$(wc -l <"$s")" \
-			"$(pct "$s" 3 50)" "$(pct "$s" 3 99)" "$(pct "$s" 3 100)" \
-			"$(pct "$s" 4 50)" "$(pct "$s" 4 100)" \
-			"$(pct "$s" 5 50)" "$(pct "$s" 5 99)" \
-			"$(pct "$s" 6 50)" "$(pct "$s" 6 99)" "$(pct "$s" 6 100)"
+		awk '{ print 0, 0, $1 }' "$work/n$n/server-rotate-ms" >"$work/n$n/server-col"
+		printf '| %s | %s / %s / %s | %s / %s / %s | %s / %s / %s | %s / %s / %s | %s / %s / %s |\n' "$n" \
+			"$(pct "$work/n$n/server-col" 3 50)" "$(pct "$work/n$n/server-col" 3 99)" "$(pct "$work/n$n/server-col" 3 100)" \
+			"$(pct "$s" 4 50)" "$(pct "$s" 4 99)" "$(pct "$s" 4 100)" \
+			"$(pct "$s" 7 50)" "$(pct "$s" 7 99)" "$(pct "$s" 7 100)" \
+			"$(pct "$s" 9 50)" "$(pct "$s" 9 99)" "$(pct "$s" 9 100)" \
+			"$(pct "$s" 8 50)" "$(pct "$s" 8 99)" "$(pct "$s" 8 100)"
 	done
 	echo
-	first_n=${node_counts%% *}
-	mem=$work/n$first_n/memory
-	with=$(grep '^node1 ' "$mem")
-	without=$(grep '^baseline ' "$mem")
-	echo "Memory after a forced full GC, at the end of the N=$first_n run (MiB; with = node 1 after the rotations, without = the same program with --without-package, started with it):"
-	echo
-	echo "| | Managed heap (GC.GetTotalMemory) | Working set | Private anonymous resident (RssAnon) |"
-	echo "| --- | ---: | ---: | ---: |"
-	for k in managed working_set rss_anon; do eval "w_$k=\$(field \"\$with\" $k)"; eval "b_$k=\$(field \"\$without\" $k)"; done
-	printf '| with the package | %s | %s | %s |\n' "$(mib "$w_managed")" "$(mib "$w_working_set")" "$(mib "$w_rss_anon")"
-	printf '| without | %s | %s | %s |\n' "$(mib "$b_managed")" "$(mib "$b_working_set")" "$(mib "$b_rss_anon")"
-	printf '| **overhead per node** | **%s** | **%s** | **%s** |\n' "$(mib $((w_managed - b_managed)))" "$(mib $((w_working_set - b_working_set)))" "$(mib $((w_rss_anon - b_rss_anon)))"
-	for n in $node_counts; do
-		[[ $n == "$first_n" ]] && continue
-		m=$work/n$n/memory
+	for mode in worker web; do
+		((mem_pairs > 0)) || break
+		m=$work/memory-$mode/memory
+		if [[ $mode == worker ]]; then
+			echo "Memory after a forced full GC, worker nodes (generic host, as in the latency runs): $mem_pairs nodes with the package and $mem_pairs without (--without-package: AddDataProtection with a key folder), side by side, after $mem_rotations rotations; MiB, median (min–max):"
+		else
+			echo
+			echo "The same with web nodes (--web: also Kestrel on 127.0.0.1 with one endpoint, as an ASP.NET Core site):"
+		fi
 		echo
-		printf 'N=%s, package nodes after the rotations (min / median / max over %s nodes, MiB): managed heap %s, working set %s, RssAnon %s.\n' \
-			"$n" "$n" "$(spread "$m" managed)" "$(spread "$m" working_set)" "$(spread "$m" rss_anon)"
+		echo "| | With the package | Without | Overhead per node (difference of medians) |"
+		echo "| --- | ---: | ---: | ---: |"
+		for k in managed:"Managed heap (GC.GetTotalMemory)" working_set:"Working set (Environment.WorkingSet)" rss_anon:"of which anonymous (RssAnon)" rss_shmem:"of which JIT code, double-mapped (RssShmem)" rss_file:"of which file-backed, shared (RssFile)" gc_committed:"GC committed (GC.GetGCMemoryInfo)" \
+			rss_anon_aggressive:"RssAnon after an aggressive GC" gc_committed_aggressive:"GC committed after an aggressive GC" \
+			allocated:"Allocated since start (GC.GetTotalAllocatedBytes)"; do
+			printf '| %s | %s | %s | **%s** |\n' "${k#*:}" "$(spread "$m" node "${k%%:*}")" "$(spread "$m" base "${k%%:*}")" \
+				"$(mib $(($(median "$m" node "${k%%:*}") - $(median "$m" base "${k%%:*}"))))"
+		done
+		printf '| Threads | %s | %s | %s |\n' "$(median "$m" node threads)" "$(median "$m" base threads)" \
+			"$(($(median "$m" node threads) - $(median "$m" base threads)))"
+	done
+	echo
+	for n in $node_counts; do
+		m=$work/n$n/memory
+		printf 'Package nodes at the end of the N=%s run (after %s rotations), median (min–max), MiB: managed heap %s, working set %s, RssAnon %s, RssShmem %s, RssFile %s, GC committed %s; after an aggressive GC: RssAnon %s, GC committed %s.\n' \
+			"$n" "$rotations" "$(spread "$m" node managed)" "$(spread "$m" node working_set)" "$(spread "$m" node rss_anon)" "$(spread "$m" node rss_shmem)" \
+			"$(spread "$m" node rss_file)" "$(spread "$m" node gc_committed)" "$(spread "$m" node rss_anon_aggressive)" "$(spread "$m" node gc_committed_aggressive)"
 	done
 } >"$work/summary.md"
 

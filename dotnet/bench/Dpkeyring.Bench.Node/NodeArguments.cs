@@ -8,6 +8,7 @@ namespace Dpkeyring.Bench.Node;
 /// <param name="NodeId">The node id reported to the server (<c>X-Node-Id</c>).</param>
 /// <param name="CacheDirectory">The package's last-known-good folder, or the key folder without the package.</param>
 /// <param name="WithoutPackage">Plain Data Protection with a file-system key folder: the memory baseline.</param>
+/// <param name="Web">Also run Kestrel with one endpoint (a web node rather than a worker).</param>
 /// <param name="Interval">The pause between two Protect calls.</param>
 internal sealed record NodeArguments(
     string? Url,
@@ -15,12 +16,13 @@ internal sealed record NodeArguments(
     string NodeId,
     string? CacheDirectory,
     bool WithoutPackage,
+    bool Web,
     TimeSpan Interval)
 {
     /// <summary>How to call the program.</summary>
     public const string Usage =
-        "usage: Dpkeyring.Bench.Node --url URL --token-file FILE [--node-id ID] [--cache-dir DIR] [--interval-ms N]\n"
-        + "       Dpkeyring.Bench.Node --without-package [--cache-dir DIR] [--interval-ms N]\n"
+        "usage: Dpkeyring.Bench.Node --url URL --token-file FILE [--node-id ID] [--cache-dir DIR] [--web] [--interval-ms N]\n"
+        + "       Dpkeyring.Bench.Node --without-package [--cache-dir DIR] [--web] [--interval-ms N]\n"
         + "stdout: 'KEY <key id> <unix ms>' whenever the protecting key changes, 'RING <unix ms>' when the\n"
         + "package swaps in a new ring version, 'MEM ...' after a 'MEM' line on stdin. EOF on stdin stops it.";
 
@@ -29,7 +31,7 @@ internal sealed record NodeArguments(
     {
         ArgumentNullException.ThrowIfNull(args);
         string? url = null, tokenFile = null, nodeId = null, cacheDirectory = null;
-        bool withoutPackage = false;
+        bool withoutPackage = false, web = false;
         int intervalMs = 1;
         for (int i = 0; i < args.Count; i++)
         {
@@ -58,6 +60,9 @@ internal sealed record NodeArguments(
                 case "--without-package":
                     withoutPackage = true;
                     break;
+                case "--web":
+                    web = true;
+                    break;
                 default:
                     throw new ArgumentException($"unknown argument '{args[i]}'.");
             }
@@ -68,6 +73,6 @@ internal sealed record NodeArguments(
             throw new ArgumentException("--url and --token-file are required unless --without-package is given.");
         }
 
-        return new NodeArguments(url, tokenFile, nodeId ?? "bench-1", cacheDirectory, withoutPackage, TimeSpan.FromMilliseconds(intervalMs));
+        return new NodeArguments(url, tokenFile, nodeId ?? "bench-1", cacheDirectory, withoutPackage, web, TimeSpan.FromMilliseconds(intervalMs));
     }
 }

@@ -3,10 +3,11 @@ using System.Diagnostics.Metrics;
 namespace Dpkeyring.Bench.Node;
 
 /// <summary>
-/// Prints <c>RING &lt;unix ms&gt;</c> when the package has swapped in a new ring version: it listens to
-/// the package's <c>dpkeyring.fetches</c> counter, which counts <c>result=changed</c> right after the
-/// new version is validated and ASP.NET Core's key ring is expired, and before the package waits for
-/// the rebuild. The gap to the next <c>KEY</c> line is the node's own share of a rotation.
+/// Prints <c>RING &lt;unix ms&gt;</c> when the package has taken a new ring version into use: it listens
+/// to the package's <c>dpkeyring.fetches</c> counter, which counts <c>result=changed</c> once the new
+/// version is validated and swapped in and ASP.NET Core's key ring has been rebuilt. The gap from the
+/// server's answer to this line is the node's own share of a rotation; the next <c>KEY</c> line comes
+/// at about the same time (the protect loop may see the new key a little before the counter).
 /// </summary>
 internal sealed class RingChangeListener : IDisposable
 {

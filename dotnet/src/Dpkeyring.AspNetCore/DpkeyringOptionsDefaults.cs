@@ -32,7 +32,7 @@ internal sealed class DpkeyringOptionsDefaults : IPostConfigureOptions<Dpkeyring
         var id = new StringBuilder(Math.Min(machineName.Length, 128));
         foreach (char c in machineName.AsSpan(0, Math.Min(machineName.Length, 128)))
         {
-            id.Append(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or ':' or '@' or '/' or '-' ? c : '-');
+            id.Append(DpkeyringOptionsValidator.IsNodeIdChar(c) ? c : '-');
         }
 
         return id.Length == 0 ? "node" : id.ToString();

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 
 namespace Dpkeyring.AspNetCore;
@@ -11,7 +10,7 @@ namespace Dpkeyring.AspNetCore;
 /// as the configuration spells it (<c>Dpkeyring:Url</c>), says what is wrong and what to do, and
 /// never quotes a token.
 /// </summary>
-internal sealed partial class DpkeyringOptionsValidator : IValidateOptions<DpkeyringOptions>
+internal sealed class DpkeyringOptionsValidator : IValidateOptions<DpkeyringOptions>
 {
     private readonly DpkeyringSourceOptions _source;
 
@@ -47,13 +46,13 @@ internal sealed partial class DpkeyringOptionsValidator : IValidateOptions<Dpkey
         }
 
         ValidateUrl(options, p, failures);
-        if (options.Ring is null || !RingName().IsMatch(options.Ring))
+        if (!IsRingName(options.Ring))
         {
             failures.Add($"{p}Ring is '{options.Ring}'; a ring name is 1 to 63 of a-z 0-9 . _ - starting with a letter or digit (default 'default').");
         }
 
         ValidateToken(options, p, failures);
-        if (!string.IsNullOrEmpty(options.NodeId) && !NodeIdPattern().IsMatch(options.NodeId))
+        if (!string.IsNullOrEmpty(options.NodeId) && (options.NodeId.Length > 128 || !options.NodeId.All(IsNodeIdChar)))
         {
             failures.Add($"{p}NodeId is '{options.NodeId}'; it must be 1 to 128 of A-Z a-z 0-9 . _ : @ / - (default the machine name).");
         }
@@ -182,9 +181,12 @@ internal sealed partial class DpkeyringOptionsValidator : IValidateOptions<Dpkey
     private static ValidateOptionsResult Result(List<string> failures) =>
         failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures.Select(f => "dpkeyring: " + f));
 
-    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$", RegexOptions.CultureInvariant)]
-    private static partial Regex RingName();
+    /// <summary>The server's ring names: 1 to 63 of a-z 0-9 . _ - starting with a letter or digit.</summary>
+    private static bool IsRingName(string? ring) =>
+        ring is { Length: > 0 and <= 63 }
+        && (char.IsAsciiLetterLower(ring[0]) || char.IsAsciiDigit(ring[0]))
+        && ring.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_' or '-');
 
-    [GeneratedRegex("^[A-Za-z0-9._:@/-]{1,128}$", RegexOptions.CultureInvariant)]
-    internal static partial Regex NodeIdPattern();
+    /// <summary>A character the server accepts in <c>X-Node-Id</c>: A-Z a-z 0-9 . _ : @ / -.</summary>
+    internal static bool IsNodeIdChar(char c) => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or ':' or '@' or '/' or '-';
 }
