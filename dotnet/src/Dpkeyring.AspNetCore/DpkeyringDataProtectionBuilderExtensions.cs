@@ -94,7 +94,10 @@ public static class DpkeyringDataProtectionBuilderExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(CreateFollower);
         services.AddSingleton<DpkeyringXmlRepository>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, DpkeyringStartup>());
+
+        // First of the hosted services: Data Protection's own (registered by AddDataProtection)
+        // loads the key ring at start and only logs a failure; the ring must be there before it.
+        services.Insert(0, ServiceDescriptor.Singleton<IHostedService, DpkeyringStartup>());
 
         // PostConfigure, so that a repository configured elsewhere (or AutoGenerateKeys turned back
         // on) cannot silently take over: a node with dpkeyring reads only dpkeyring and makes no keys.
@@ -118,7 +121,7 @@ public static class DpkeyringDataProtectionBuilderExtensions
             : new HttpRingFeed(options, source.SettingPrefix, time, loggerFactory.CreateLogger(Log.Category));
         return new RingFollower(
             feed,
-            new RingValidator(services, time),
+            new RingValidator(services),
             source.AgentFolder is null ? options.Ring : Path.GetFileName(source.AgentFolder.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar)),
             options.PollWait,
             options.StartupTimeout,

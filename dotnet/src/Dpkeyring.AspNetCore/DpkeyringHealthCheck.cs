@@ -5,8 +5,9 @@ namespace Dpkeyring.AspNetCore;
 
 /// <summary>
 /// Healthy while the ring is current; Degraded when the server has not answered for longer than
-/// two poll waits or answered something that is not a usable ring (the node still works);
-/// Unhealthy when the node has no usable key or the server refuses its token.
+/// two poll waits, answered something that is not a usable ring, or no key is active by the node's
+/// clock (the node still works); Unhealthy when the node has no usable key or the server refuses
+/// its token.
 /// </summary>
 internal sealed class DpkeyringHealthCheck : IHealthCheck
 {
@@ -55,13 +56,19 @@ internal sealed class DpkeyringHealthCheck : IHealthCheck
         {
             result = new HealthCheckResult(failure, "no key ring loaded yet" + (status.Problem is { } p0 ? ": " + p0.Message : "."), data: data);
         }
-        else if (!status.Ring.HasUsableKey(now))
+        else if (!status.Ring.HasUsableKey)
         {
-            result = new HealthCheckResult(failure, $"ring version {versionText} has no key that can protect now (all revoked, expired or not yet active).", data: data);
+            result = new HealthCheckResult(failure, $"ring version {versionText} has no key that can protect (all revoked or unreadable).", data: data);
         }
         else if (status.Problem is { Kind: FeedProblemKind.TokenRefused } refused)
         {
             result = new HealthCheckResult(failure, refused.Message, data: data);
+        }
+        else if (!status.Ring.HasActiveKey(now))
+        {
+            result = HealthCheckResult.Degraded(
+                $"no key of ring version {versionText} is active at {now:u} by this node's clock: ASP.NET Core protects with a fallback key. Check the node's clock, and that the server rotates the ring.",
+                data: data);
         }
         else if (status.Problem is { Kind: FeedProblemKind.BadAnswer or FeedProblemKind.RingNotFound } bad)
         {
@@ -73,6 +80,10 @@ internal sealed class DpkeyringHealthCheck : IHealthCheck
                 $"{_follower.Feed.Description} has not answered for {(now - lastAnswer).TotalSeconds:F0} s (more than two poll waits); the node works on ring version {versionText}."
                 + (status.Problem is { } last2 ? " Last error: " + last2.Message : string.Empty),
                 data: data);
+        }
+        else if (status.Problem is { } passing)
+        {
+            result = HealthCheckResult.Healthy($"ring version {versionText}; the last try failed and is being retried: {passing.Message}", data);
         }
         else
         {

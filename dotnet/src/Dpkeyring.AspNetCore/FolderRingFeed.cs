@@ -60,12 +60,19 @@ internal sealed class FolderRingFeed : IRingFeed
         }
 
         var files = new List<(string Name, byte[] Content)>();
+        long total = 0;
         try
         {
             foreach (var path in Directory.EnumerateFiles(_directory, "*.xml", SearchOption.TopDirectoryOnly))
             {
                 if (Path.GetExtension(path).Equals(".xml", StringComparison.OrdinalIgnoreCase))
                 {
+                    total += new FileInfo(path).Length;
+                    if (total > RingSnapshot.MaxDocumentBytes)
+                    {
+                        throw Problem($"the *.xml files in the agent folder {_directory} add up to more than {RingSnapshot.MaxDocumentBytes / 1024 / 1024} MiB, more than any key ring; they were not read.");
+                    }
+
                     files.Add((Path.GetFileName(path), File.ReadAllBytes(path)));
                 }
             }

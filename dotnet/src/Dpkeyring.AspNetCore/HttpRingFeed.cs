@@ -136,7 +136,7 @@ internal sealed class HttpRingFeed : IRingFeed
             case >= HttpStatusCode.InternalServerError:
                 throw Problem(FeedProblemKind.Unreachable, $"{Description} answered {(int)response.StatusCode} {await ErrorMessageAsync(response, cancellationToken).ConfigureAwait(false)}".TrimEnd() + ".");
             case >= HttpStatusCode.MultipleChoices and < HttpStatusCode.BadRequest:
-                throw Problem(FeedProblemKind.BadAnswer, $"{_keysUri} answered a redirect ({(int)response.StatusCode}{(response.Headers.Location is { } to ? " to " + to : string.Empty)}). Set {_settingPrefix}Url to the server's own address.");
+                throw Problem(FeedProblemKind.BadAnswer, $"{_keysUri} answered a redirect ({(int)response.StatusCode}{(response.Headers.Location is { } to ? " to " + Printable(to.ToString()) : string.Empty)}). Set {_settingPrefix}Url to the server's own address.");
             default:
                 throw Problem(FeedProblemKind.BadAnswer, $"{_keysUri} answered {(int)response.StatusCode}, not a key ring. Is {_settingPrefix}Url the dpkeyring server's base URL?");
         }
@@ -158,8 +158,16 @@ internal sealed class HttpRingFeed : IRingFeed
             throw Problem(FeedProblemKind.BadAnswer, $"the ring {_keysUri} answered cannot be used: {ex.Message}.", ex);
         }
 
+        // Every dpkeyring answer carries both. Without the ETag the node could not long-poll (each
+        // request would be answered at once); without the version it could not refuse an older one.
         var newTag = response.Headers.ETag?.ToString();
-        return new RingSnapshot(elements, Description, newTag, RingVersion(response, newTag), document);
+        var version = RingVersion(response, newTag);
+        if (newTag is null || version is null)
+        {
+            throw Problem(FeedProblemKind.BadAnswer, $"{_keysUri} answered a ring without {(newTag is null ? "an ETag" : "a ring version")}, which every dpkeyring server sends: a proxy in the way drops or changes it. Let ETag and X-Ring-Version through, or point {_settingPrefix}Url at the server itself.");
+        }
+
+        return new RingSnapshot(elements, Description, newTag, version, document);
     }
 
     private async Task<byte[]> ReadCappedAsync(HttpContent content, CancellationToken cancellationToken)
@@ -230,12 +238,27 @@ internal sealed class HttpRingFeed : IRingFeed
             using var json = JsonDocument.Parse(buffer.AsMemory(0, length));
             string? code = json.RootElement.TryGetProperty("code", out var c) ? c.GetString() : null;
             string? message = json.RootElement.TryGetProperty("error", out var e) ? e.GetString() : null;
-            return (code, message is { Length: > 300 } ? message[..300] : message);
+            return (code is null ? null : Printable(code), message is null ? null : Printable(message));
         }
         catch (JsonException)
         {
             return (null, null);
         }
+    }
+
+    /// <summary>Text from the server for a log line: at most 300 characters, control characters replaced.</summary>
+    private static string Printable(string text)
+    {
+        var chars = text.AsSpan(0, Math.Min(text.Length, 300)).ToArray();
+        for (int i = 0; i < chars.Length; i++)
+        {
+            if (char.IsControl(chars[i]))
+            {
+                chars[i] = '?';
+            }
+        }
+
+        return new string(chars);
     }
 
     private BearerToken ReadToken()
@@ -270,6 +293,7 @@ internal sealed class HttpRingFeed : IRingFeed
         custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         custom.ChainPolicy.CustomTrustStore.AddRange(_trustedCas!);
         custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        custom.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.1")); // serverAuth
         if (chain is not null)
         {
             foreach (var element in chain.ChainElements)

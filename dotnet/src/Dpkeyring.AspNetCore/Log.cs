@@ -34,4 +34,7 @@ internal static partial class Log
 
     [LoggerMessage(9, LogLevel.Warning, "dpkeyring: ASP.NET Core's key ring did not reload after ring {Ring} version {Version}: {Reason}")]
     public static partial void WarmUpFailed(ILogger logger, string ring, string version, string reason);
+
+    [LoggerMessage(10, LogLevel.Information, "dpkeyring: ring {Ring}: {Source} answered version {Offered}, older than version {Held} this node holds; ignored (a replica that has not caught up yet, or a store restored from a backup: restart the node to take an older ring)")]
+    public static partial void OlderVersionIgnored(ILogger logger, string ring, string source, string offered, string held);
 }

@@ -68,21 +68,42 @@ internal static class OwnerOnlyFiles
     }
 
     /// <summary>
-    /// Reads a file that must be readable only by this user. Returns the reason it was refused:
-    /// a file others can read or write may have been planted or read by someone else.
+    /// Reads a file that must be readable only by this user, from a folder others cannot write.
+    /// Returns null with the reason it was refused: such a file may have been planted (keys of an
+    /// attacker's choosing) or read by someone else. The permissions are checked on the opened
+    /// file, so it cannot be swapped between the check and the read.
     /// </summary>
     public static byte[]? ReadOwnerOnly(string path, out string? refusal)
     {
+        string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        refusal = new FileInfo(path).LinkTarget is not null ? "it is a symbolic link"
+            : new DirectoryInfo(directory).LinkTarget is not null ? $"its folder {directory} is a symbolic link"
+            : !OperatingSystem.IsWindows() && (File.GetUnixFileMode(directory) & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0
+                ? $"its folder {directory} can be written by other users (mode {Convert.ToString((int)File.GetUnixFileMode(directory), 8)}, expected 700)"
+            : null;
+        if (refusal is not null)
+        {
+            return null;
+        }
+
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         if (OperatingSystem.IsWindows())
         {
-            refusal = WindowsAclProblem(path);
+            using var stream = new FileStream(handle, FileAccess.Read);
+            refusal = WindowsAclProblem(stream.GetAccessControl());
         }
         else
         {
-            var mode = File.GetUnixFileMode(path);
+            var mode = File.GetUnixFileMode(handle);
             refusal = (mode & OthersAndGroup) != 0
                 ? $"its permissions let other users read or write it (mode {Convert.ToString((int)mode, 8)}, expected 600)"
                 : null;
+        }
+
+        long length = RandomAccess.GetLength(handle);
+        if (refusal is null && length > RingSnapshot.MaxDocumentBytes)
+        {
+            refusal = $"it is larger than {RingSnapshot.MaxDocumentBytes / 1024 / 1024} MiB";
         }
 
         if (refusal is not null)
@@ -90,14 +111,20 @@ internal static class OwnerOnlyFiles
             return null;
         }
 
-        var info = new FileInfo(path);
-        if (info.Length > RingSnapshot.MaxDocumentBytes)
+        var content = new byte[length];
+        int read = 0;
+        while (read < content.Length)
         {
-            refusal = $"it is larger than {RingSnapshot.MaxDocumentBytes / 1024 / 1024} MiB";
-            return null;
+            int n = RandomAccess.Read(handle, content.AsSpan(read), read);
+            if (n == 0)
+            {
+                break;
+            }
+
+            read += n;
         }
 
-        return File.ReadAllBytes(path);
+        return read == content.Length ? content : content[..read];
     }
 
     private static FileStream CreateNew(string path)
@@ -160,24 +187,35 @@ internal static class OwnerOnlyFiles
         return security;
     }
 
+    /// <summary>
+    /// Why a file's ACL does not make it ours alone: an owner other than this user (an owner can
+    /// rewrite the ACL), or an allow entry that gives anyone else more than reading its attributes
+    /// (generic rights included). SYSTEM and Administrators are trusted, as on any Windows file.
+    /// </summary>
     [SupportedOSPlatform("windows")]
-    private static string? WindowsAclProblem(string path)
+    private static string? WindowsAclProblem(FileSecurity security)
     {
         var user = CurrentUser();
-        var rules = new FileInfo(path).GetAccessControl().GetAccessRules(includeExplicit: true, includeInherited: true, typeof(SecurityIdentifier));
-        foreach (FileSystemAccessRule rule in rules)
+        if (security.GetOwner(typeof(SecurityIdentifier)) is not SecurityIdentifier owner || !Trusted(owner, user))
+        {
+            return "it is not owned by the application's user";
+        }
+
+        const FileSystemRights harmless = FileSystemRights.Synchronize | FileSystemRights.ReadAttributes
+            | FileSystemRights.ReadExtendedAttributes | FileSystemRights.ReadPermissions;
+        foreach (FileSystemAccessRule rule in security.GetAccessRules(includeExplicit: true, includeInherited: true, typeof(SecurityIdentifier)))
         {
             var sid = (SecurityIdentifier)rule.IdentityReference;
-            bool trusted = sid == user
-                || sid.IsWellKnown(WellKnownSidType.LocalSystemSid)
-                || sid.IsWellKnown(WellKnownSidType.BuiltinAdministratorsSid);
-            if (rule.AccessControlType == AccessControlType.Allow && !trusted
-                && (rule.FileSystemRights & (FileSystemRights.ReadData | FileSystemRights.WriteData)) != 0)
+            if (rule.AccessControlType == AccessControlType.Allow && !Trusted(sid, user) && (rule.FileSystemRights & ~harmless) != 0)
             {
-                return $"its ACL lets {sid.Value} read or write it (expected only the application's user)";
+                return $"its ACL gives {sid.Value} access to it (expected only the application's user)";
             }
         }
 
         return null;
     }
+
+    [SupportedOSPlatform("windows")]
+    private static bool Trusted(SecurityIdentifier sid, SecurityIdentifier user) =>
+        sid == user || sid.IsWellKnown(WellKnownSidType.LocalSystemSid) || sid.IsWellKnown(WellKnownSidType.BuiltinAdministratorsSid);
 }

@@ -43,6 +43,7 @@ internal sealed class RingFollower : IAsyncDisposable
     private DateTimeOffset? _problemSince;
     private DateTimeOffset? _lastSuccess;
     private string? _lastCacheError;
+    private long? _olderLoggedFor;
 
     public RingFollower(IRingFeed feed, RingValidator validator, string ring, TimeSpan pollWait, TimeSpan startupTimeout, IServiceProvider services, TimeProvider time, ILoggerFactory loggerFactory, IMeterFactory? meterFactory)
     {
@@ -191,16 +192,36 @@ internal sealed class RingFollower : IAsyncDisposable
     private async Task FollowAsync(CancellationToken stopping)
     {
         var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
-        bool failed = Volatile.Read(ref _problem) is not null;
+        // After a failure (or an older version) ask again after a backoff delay, without waiting.
+        bool retrySoon = Volatile.Read(ref _problem) is not null;
         while (!stopping.IsCancellationRequested)
         {
             try
             {
-                await _feed.PauseAsync(failed ? backoff.Next() : null, stopping).ConfigureAwait(false);
+                await _feed.PauseAsync(retrySoon ? backoff.Next() : null, stopping).ConfigureAwait(false);
 
                 // The first request after a failure does not wait, so a returning server sees the node at once.
-                var wait = failed ? (TimeSpan?)null : _pollWait;
+                var wait = retrySoon ? (TimeSpan?)null : _pollWait;
                 var snapshot = await _feed.FetchAsync(_current?.ETag, wait, (wait ?? TimeSpan.Zero) + RequestMargin, stopping).ConfigureAwait(false);
+                if (snapshot is not null && NotNewerThanHeld(snapshot) is { } older)
+                {
+                    // The same version again is no change (a server or proxy that ignored
+                    // If-None-Match), and an older one must not be taken: a replica behind a load
+                    // balancer that has not refreshed yet, or a replayed answer, would bring back a
+                    // key the newer version revoked. Either was answered at once instead of
+                    // waiting, so ask again after a backoff delay. (A store restored to an older
+                    // version is taken when the node restarts.)
+                    Succeeded("unchanged");
+                    if (older && _olderLoggedFor != _current?.Version)
+                    {
+                        _olderLoggedFor = _current?.Version;
+                        Log.OlderVersionIgnored(_logger, _ring, _feed.Description, VersionText(snapshot), VersionText(_current));
+                    }
+
+                    retrySoon = true;
+                    continue;
+                }
+
                 if (snapshot is null)
                 {
                     Succeeded("unchanged");
@@ -211,7 +232,7 @@ internal sealed class RingFollower : IAsyncDisposable
                     Accept(snapshot, fromSource: true);
                 }
 
-                failed = false;
+                retrySoon = false;
                 backoff.Reset();
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -221,17 +242,21 @@ internal sealed class RingFollower : IAsyncDisposable
             catch (FeedException ex)
             {
                 Report(ex.Problem);
-                failed = true;
+                retrySoon = true;
             }
 #pragma warning disable CA1031 // The loop must outlive any bug: it is the only way a node learns of rotations.
             catch (Exception ex)
 #pragma warning restore CA1031
             {
                 Report(new FeedProblem(FeedProblemKind.BadAnswer, $"unexpected error while following the ring ({ex.GetType().Name}: {ex.Message})."));
-                failed = true;
+                retrySoon = true;
             }
         }
     }
+
+    /// <summary>Null when the snapshot is newer than the ring held (or either has no version); else whether it is older (true) or the same (false).</summary>
+    private bool? NotNewerThanHeld(RingSnapshot snapshot) =>
+        snapshot.Version is long offered && _current?.Version is long held && offered <= held ? offered < held : null;
 
     /// <summary>Validates a new version and swaps it in; a version that fails validation is a <see cref="FeedException"/>.</summary>
     private void Accept(RingSnapshot snapshot, bool fromSource)
@@ -248,17 +273,15 @@ internal sealed class RingFollower : IAsyncDisposable
         var keyRingProvider = _current is null ? null : _services.GetService<IKeyRingProvider>();
         var before = TryGetKeyRing(keyRingProvider);
 
-        CancellationTokenSource fired;
         lock (_gate)
         {
+            // Elements first, then the token: ASP.NET Core reads the token before the elements,
+            // so it can never keep new-token-old-elements. The old token fires before a new one
+            // can be handed out, so a linked token made from the old one has always fired.
             _current = snapshot;
-            fired = _changed;
+            _changed.Cancel();
             _changed = new CancellationTokenSource();
         }
-
-        // Elements first, then the token: ASP.NET Core reads the token before the elements, so it
-        // can never keep new-token-old-elements.
-        fired.Cancel();
         if (before is not null)
         {
             WarmUp(keyRingProvider!, before, snapshot);
@@ -281,7 +304,8 @@ internal sealed class RingFollower : IAsyncDisposable
     /// </summary>
     private void WarmUp(IKeyRingProvider provider, IKeyRing before, RingSnapshot snapshot)
     {
-        for (int attempt = 0; attempt < 2000; attempt++)
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(2))
         {
             var now = TryGetKeyRing(provider, snapshot);
             if (now is null || !ReferenceEquals(now, before))

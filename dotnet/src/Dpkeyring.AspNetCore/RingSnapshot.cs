@@ -36,13 +36,21 @@ internal sealed class RingSnapshot
     /// <summary>What ASP.NET Core's own key manager made of the elements; set by <see cref="RingValidator"/>.</summary>
     public IReadOnlyList<KeySummary> Keys { get; set; } = [];
 
-    /// <summary>Whether a key can protect now: loaded, not revoked, active (5 minutes of clock skew allowed), not expired.</summary>
-    public bool HasUsableKey(DateTimeOffset now) => Keys.Any(k => k.IsUsable(now));
+    /// <summary>
+    /// Whether ASP.NET Core can protect with this ring at all: some key loads and is not revoked.
+    /// With automatic generation off, ASP.NET Core falls back to such a key when none is active
+    /// (<c>DefaultKeyResolver</c>'s fallback key), so this is the rule for taking a ring: a node
+    /// whose clock is behind still takes an emergency rotation that revokes its active key.
+    /// </summary>
+    public bool HasUsableKey => Keys.Any(k => k.Loads && !k.Revoked);
 
-    /// <summary>The key ASP.NET Core will most likely protect with now (the usable key activated last), for logs.</summary>
+    /// <summary>Whether a key can be the default key now: usable, active (5 minutes of clock skew allowed), not expired.</summary>
+    public bool HasActiveKey(DateTimeOffset now) => Keys.Any(k => k.IsActive(now));
+
+    /// <summary>The key ASP.NET Core will most likely protect with now (the active key activated last), for logs.</summary>
     public Guid? LikelyDefaultKey(DateTimeOffset now) =>
-        Keys.Where(k => k.IsUsable(now) && k.Activation <= now).OrderByDescending(k => k.Activation).Select(k => (Guid?)k.Id).FirstOrDefault()
-        ?? Keys.Where(k => k.IsUsable(now)).OrderBy(k => k.Activation).Select(k => (Guid?)k.Id).FirstOrDefault();
+        Keys.Where(k => k.IsActive(now) && k.Activation <= now).OrderByDescending(k => k.Activation).Select(k => (Guid?)k.Id).FirstOrDefault()
+        ?? Keys.Where(k => k.IsActive(now)).OrderBy(k => k.Activation).Select(k => (Guid?)k.Id).FirstOrDefault();
 
     /// <summary>
     /// Parses a <c>&lt;repository&gt;</c> document (the server's ring, the last-known-good copy)
@@ -104,7 +112,7 @@ internal readonly record struct KeySummary(Guid Id, DateTimeOffset Activation, D
     /// <summary>The clock skew ASP.NET Core's default key resolver allows between servers.</summary>
     public static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(5);
 
-    public bool IsUsable(DateTimeOffset now) => Loads && !Revoked && Activation <= now + ClockSkew && Expiration > now;
+    public bool IsActive(DateTimeOffset now) => Loads && !Revoked && Activation <= now + ClockSkew && Expiration > now;
 }
 
 /// <summary>A ring document or element that cannot be used; the message says why, for an operator.</summary>

@@ -16,17 +16,13 @@ namespace Dpkeyring.AspNetCore;
 internal sealed class RingValidator
 {
     private readonly IServiceProvider _services;
-    private readonly TimeProvider _time;
 
-    public RingValidator(IServiceProvider services, TimeProvider time)
-    {
-        _services = services;
-        _time = time;
-    }
+    public RingValidator(IServiceProvider services) => _services = services;
 
     /// <summary>
     /// Fills <see cref="RingSnapshot.Keys"/>, or throws <see cref="RingFormatException"/> when
-    /// ASP.NET Core could not load the ring or it has no key usable now.
+    /// ASP.NET Core could not load the ring or could not protect with it (no key that loads and is
+    /// not revoked).
     /// </summary>
     public void Validate(RingSnapshot snapshot)
     {
@@ -62,12 +58,11 @@ internal sealed class RingValidator
         }
 
         snapshot.Keys = summaries;
-        var now = _time.GetUtcNow();
-        if (!snapshot.HasUsableKey(now))
+        if (!snapshot.HasUsableKey)
         {
             throw new RingFormatException(summaries.Count == 0
                 ? "it has no key"
-                : $"none of its {summaries.Count} keys can protect now (each is revoked, expired, not yet active or does not load)");
+                : $"none of its {summaries.Count} keys can protect (each is revoked or does not load)");
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Diagnostics.Metrics;
 using System.Text;
 using Dpkeyring.Testing;
@@ -56,7 +57,96 @@ public sealed class BadAnswerTests : IAsyncLifetime
 
         proxy.Fault = null;
         await Eventually.UntilAsync(() => node.ProtectingKeyId() == newKey, "the node takes the new ring once the answers are good again", TimeSpan.FromSeconds(40));
+
+        // The problem is cleared once ASP.NET Core's key ring is rebuilt, a moment after the swap.
+        await Eventually.UntilAsync(async () => (await node.HealthAsync()).Status == HealthStatus.Healthy, "health is Healthy again");
+    }
+
+    [Fact]
+    public async Task OlderRingVersion_ReplayedOrFromALaggingReplica_DoesNotBringTheRevokedKeyBack()
+    {
+        await using var proxy = await FaultProxy.StartAsync(_server.Url);
+        await using var node = await TestNode.StartAsync(_server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(1); });
+        using var client = new HttpClient();
+        client.DefaultRequestHeaders.Authorization = new("Bearer", _server.NodeToken);
+        using var old = await client.GetAsync(new Uri($"{_server.Url}/v1/rings/default/keys"));
+        var oldRing = await old.Content.ReadAsByteArrayAsync();
+        var oldVersion = old.Headers.GetValues("X-Ring-Version").Single();
+        var leaked = node.Protect("made with the leaked key");
+
+        var newKey = Guid.Parse((await _server.RotateAsync(immediate: true, revokePrevious: true)).GetProperty("key_id").GetString()!);
+        await Eventually.UntilAsync(() => node.ProtectingKeyId() == newKey, "the node protects with the emergency key");
+
+        proxy.Fault = async context =>
+        {
+            context.Response.Headers.ETag = $"\"{oldVersion}\"";
+            context.Response.Headers["X-Ring-Version"] = oldVersion;
+            await FaultProxy.Answer(200, "application/xml", oldRing)(context);
+        };
+        await Eventually.UntilAsync(() => proxy.Faulted >= 3, "the node was offered the older version three times", TimeSpan.FromSeconds(20));
+
+        Assert.Equal(newKey, node.ProtectingKeyId());
+        Assert.ThrowsAny<CryptographicException>(() => node.Unprotect(leaked));
+        Assert.Single(node.Logs.Of("Dpkeyring.AspNetCore"), l => l.EventId == 10);
         Assert.Equal(HealthStatus.Healthy, (await node.HealthAsync()).Status);
+    }
+
+    [Fact]
+    public async Task AnswerWithoutETag_IsRefused_WithoutHammeringTheServer()
+    {
+        await using var proxy = await FaultProxy.StartAsync(_server.Url);
+        await using var node = await TestNode.StartAsync(_server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(1); });
+        var key = node.ProtectingKeyId();
+        using var client = new HttpClient();
+        client.DefaultRequestHeaders.Authorization = new("Bearer", _server.NodeToken);
+        var ring = await client.GetByteArrayAsync(new Uri($"{_server.Url}/v1/rings/default/keys"));
+
+        // A proxy that drops ETag and X-Ring-Version answers every request at once.
+        proxy.Fault = FaultProxy.Answer(200, "application/xml", ring);
+        await Eventually.UntilAsync(() => proxy.Faulted >= 1, "the node's next request met the proxy");
+        await _server.RotateAsync(immediate: true);
+        await Task.Delay(TimeSpan.FromSeconds(4));
+
+        Assert.InRange(proxy.Faulted, 2, 6); // backoff 1 s, 2 s, ...: not a loop
+        Assert.Equal(key, node.ProtectingKeyId());
+        var health = await node.HealthAsync();
+        Assert.Equal(HealthStatus.Degraded, health.Status);
+        Assert.Contains("without an ETag", health.Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task EmergencyRotation_WhoseNewKeyIsNotYetActiveByTheNodesClock_IsStillTaken_AndTheRevokedKeyRefused()
+    {
+        await using var proxy = await FaultProxy.StartAsync(_server.Url);
+        await using var node = await TestNode.StartAsync(_server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(1); });
+        var leaked = node.Protect("made with the leaked key");
+        proxy.Fault = FaultProxy.Answer(503, "text/plain", "hold on");
+        await Eventually.UntilAsync(() => proxy.Faulted >= 1, "the node waits behind the proxy");
+
+        // The emergency ring as a node whose clock is 10 minutes behind the server sees it: the
+        // new key activates "in the future", every other key is revoked. ASP.NET Core protects
+        // with the new key as its fallback key; the node must take the ring, not keep the old one.
+        var newKey = Guid.Parse((await _server.RotateAsync(immediate: true, revokePrevious: true)).GetProperty("key_id").GetString()!);
+        using var client = new HttpClient();
+        client.DefaultRequestHeaders.Authorization = new("Bearer", _server.NodeToken);
+        using var answer = await client.GetAsync(new Uri($"{_server.Url}/v1/rings/default/keys"));
+        var version = long.Parse(answer.Headers.GetValues("X-Ring-Version").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        var xml = System.Xml.Linq.XDocument.Parse(Encoding.UTF8.GetString(await answer.Content.ReadAsByteArrayAsync()).TrimStart('\uFEFF'));
+        var key = xml.Root!.Elements("key").Single(k => (string?)k.Attribute("id") == newKey.ToString());
+        key.Element("activationDate")!.Value = DateTimeOffset.UtcNow.AddMinutes(10).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+        var skewed = Encoding.UTF8.GetBytes(xml.ToString(System.Xml.Linq.SaveOptions.DisableFormatting));
+        proxy.Fault = async context =>
+        {
+            context.Response.Headers.ETag = $"\"{version}\"";
+            context.Response.Headers["X-Ring-Version"] = version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await FaultProxy.Answer(200, "application/xml", skewed)(context);
+        };
+
+        await Eventually.UntilAsync(() => node.ProtectingKeyId() == newKey, "the node protects with the new key", TimeSpan.FromSeconds(20));
+        Assert.ThrowsAny<CryptographicException>(() => node.Unprotect(leaked));
+        var health = await node.HealthAsync();
+        Assert.Equal(HealthStatus.Degraded, health.Status);
+        Assert.Contains("node's clock", health.Description, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -78,7 +168,7 @@ public sealed class BadAnswerTests : IAsyncLifetime
         var health = await node.HealthAsync();
         Assert.Contains("refused the node token", health.Description, StringComparison.Ordinal);
         Assert.Equal(goodKey, node.ProtectingKeyId());
-        Assert.Single(node.Logs.Lines, l => l.EventId == 4);
+        Assert.Single(node.Logs.Of("Dpkeyring.AspNetCore"), l => l.EventId == 4);
         Assert.DoesNotContain(token, node.Logs.All, StringComparison.Ordinal);
         Assert.DoesNotContain(token, health.Description, StringComparison.Ordinal);
     }

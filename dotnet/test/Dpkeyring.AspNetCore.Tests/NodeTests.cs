@@ -71,7 +71,7 @@ public sealed class NodeTests : IAsyncLifetime
         // Protection, so the next call below is the very first use after the change: ASP.NET Core
         // 9+ would answer it from its old key ring unless the package rebuilt it first.
         long version = (await _server.StatusAsync()).GetProperty("version").GetInt64();
-        await Eventually.UntilAsync(() => node.Logs.Lines.Any(l => l.EventId == 1 && l.Message.Contains($"version {version} ", StringComparison.Ordinal)), "the node loaded the new ring");
+        await Eventually.UntilAsync(() => node.Logs.Of("Dpkeyring.AspNetCore").Any(l => l.EventId == 1 && l.Message.Contains($"version {version} ", StringComparison.Ordinal)), "the node loaded the new ring");
 
         Assert.ThrowsAny<CryptographicException>(() => node.Unprotect(oldPayload));
         Assert.NotEqual(oldKey, node.ProtectingKeyId());
@@ -109,7 +109,7 @@ public sealed class NodeTests : IAsyncLifetime
 
         await _server.RestartAsync();
         await Eventually.UntilAsync(async () => (await node.HealthAsync()).Status == HealthStatus.Healthy, "health is Healthy once the server answers again", TimeSpan.FromSeconds(40));
-        Assert.Contains(node.Logs.Lines, l => l.EventId == 5);
+        Assert.Contains(node.Logs.Of("Dpkeyring.AspNetCore"), l => l.EventId == 5);
     }
 
     [Fact]

@@ -93,6 +93,43 @@ public sealed class OutageTests : IAsyncLifetime
         Assert.Contains("other users", failure.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("folder others can write")]
+    [InlineData("symbolic link")]
+    public async Task PlantedCopy_InAFolderOthersCanWrite_OrBehindASymlink_IsRefused(string how)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        var cache = Path.Combine(_server.WorkDirectory, "lkg");
+        await using (await TestNode.StartAsync(_server, o => o.CacheDirectory = cache))
+        {
+        }
+
+        var file = Path.Combine(cache, "default.xml");
+        string expected;
+        if (how == "symbolic link")
+        {
+            var elsewhere = Path.Combine(_server.WorkDirectory, "elsewhere.xml");
+            File.Move(file, elsewhere);
+            File.CreateSymbolicLink(file, elsewhere);
+            expected = "is a symbolic link";
+        }
+        else
+        {
+            File.SetUnixFileMode(cache, (UnixFileMode)0x1FF); // 0777
+            expected = "can be written by other users";
+        }
+
+        await _server.StopAsync();
+        await using var node = TestNode.Create(_server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
+
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => node.Host.StartAsync());
+        Assert.Contains(expected, failure.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task DamagedCopy_IsRefused_WithTheReason()
     {
