@@ -6,26 +6,20 @@ using Xunit;
 namespace Dpkeyring.AspNetCore.Tests;
 
 /// <summary><c>UseDpkeyringAgentFolder</c>: a node that keeps the agent follows its folder at once.</summary>
-public sealed class AgentFolderTests : IAsyncLifetime
+public sealed class AgentFolderTests : RealServerTest
 {
-    private DpkeyringServer _server = null!;
-
-    public async Task InitializeAsync() => _server = await DpkeyringServer.StartAsync();
-
-    public async Task DisposeAsync() => await _server.DisposeAsync();
-
     [Fact]
     public async Task AgentFolder_EmergencyRotationWrittenByTheAgent_ReachesTheRunningNode_AndRevokedPayloadIsRefused()
     {
-        var folder = Path.Combine(_server.WorkDirectory, "keys");
-        await using var agent = await _server.StartAgentAsync(folder, _server.WriteTokenFile(_server.NodeToken));
+        var folder = Path.Combine(Server.WorkDirectory, "keys");
+        await using var agent = await Server.StartAgentAsync(folder, Server.WriteTokenFile(Server.NodeToken));
         await using var node = TestNode.Create(new DpkeyringOptions(), dataProtection: b => b.UseDpkeyringAgentFolder(folder));
         await node.Host.StartAsync();
-        Assert.Equal(await _server.DefaultKeyIdAsync(), node.ProtectingKeyId());
+        Assert.Equal(await Server.DefaultKeyIdAsync(), node.ProtectingKeyId());
         var oldPayload = node.Protect("made with the leaked key");
         var filesBefore = Directory.GetFiles(folder).Length;
 
-        var newKey = Guid.Parse((await _server.RotateAsync(immediate: true, revokePrevious: true)).GetProperty("key_id").GetString()!);
+        var newKey = Guid.Parse((await Server.RotateAsync(immediate: true, revokePrevious: true)).GetProperty("key_id").GetString()!);
 
         await Eventually.UntilAsync(() => node.ProtectingKeyId() == newKey, "the node protects with the key the agent wrote", TimeSpan.FromSeconds(5));
         Assert.ThrowsAny<CryptographicException>(() => node.Unprotect(oldPayload));
@@ -36,8 +30,8 @@ public sealed class AgentFolderTests : IAsyncLifetime
     [Fact]
     public async Task AgentFolder_AForeignFileThatIsNotXml_KeepsTheGoodRing_AndHealthSaysDegraded()
     {
-        var folder = Path.Combine(_server.WorkDirectory, "keys");
-        await using var agent = await _server.StartAgentAsync(folder, _server.WriteTokenFile(_server.NodeToken));
+        var folder = Path.Combine(Server.WorkDirectory, "keys");
+        await using var agent = await Server.StartAgentAsync(folder, Server.WriteTokenFile(Server.NodeToken));
         await using var node = TestNode.Create(new DpkeyringOptions(), dataProtection: b => b.UseDpkeyringAgentFolder(folder));
         await node.Host.StartAsync();
         var key = node.ProtectingKeyId();
@@ -52,7 +46,7 @@ public sealed class AgentFolderTests : IAsyncLifetime
     [Fact]
     public async Task AgentFolder_MissingAtStart_StartFails_SayingToRunTheAgentFirst()
     {
-        var folder = Path.Combine(_server.WorkDirectory, "no-such-folder");
+        var folder = Path.Combine(Server.WorkDirectory, "no-such-folder");
         await using var node = TestNode.Create(new DpkeyringOptions(), dataProtection: b => b.UseDpkeyringAgentFolder(folder));
 
         var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => node.Host.StartAsync());

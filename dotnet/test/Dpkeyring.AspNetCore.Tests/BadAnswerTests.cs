@@ -11,22 +11,16 @@ using Xunit;
 namespace Dpkeyring.AspNetCore.Tests;
 
 /// <summary>Answers that are not a usable ring never replace the good one; each is logged once, counted and shown by health.</summary>
-public sealed class BadAnswerTests : IAsyncLifetime
+public sealed class BadAnswerTests : RealServerTest
 {
-    private DpkeyringServer _server = null!;
-
     public static TheoryData<string> Faults => new() { "html", "truncated", "oversized", "no-usable-key", "not-found", "server-error", "redirect", "ring-not-found" };
-
-    public async Task InitializeAsync() => _server = await DpkeyringServer.StartAsync();
-
-    public async Task DisposeAsync() => await _server.DisposeAsync();
 
     [Theory]
     [MemberData(nameof(Faults))]
     public async Task BadAnswer_KeepsTheGoodRing_IsLoggedOnce_CountedAndShown_ThenTheNodeCatchesUp(string fault)
     {
-        await using var proxy = await FaultProxy.StartAsync(_server.Url);
-        await using var node = await TestNode.StartAsync(_server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(1); });
+        await using var proxy = await FaultProxy.StartAsync(Server.Url);
+        await using var node = await TestNode.StartAsync(Server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(1); });
         using var fetches = new MetricCollector<long>(node.Services.GetRequiredService<IMeterFactory>(), "Dpkeyring.AspNetCore", "dpkeyring.fetches");
         var goodKey = node.ProtectingKeyId();
         var payload = node.Protect("kept");
@@ -35,7 +29,7 @@ public sealed class BadAnswerTests : IAsyncLifetime
         // that the new ring can reach the node through the fault alone.
         proxy.Fault = await FaultFor(fault);
         await Eventually.UntilAsync(() => proxy.Faulted >= 1, "the node's next request met the fault");
-        var newKey = Guid.Parse((await _server.RotateAsync(immediate: true)).GetProperty("key_id").GetString()!);
+        var newKey = Guid.Parse((await Server.RotateAsync(immediate: true)).GetProperty("key_id").GetString()!);
         await Eventually.UntilAsync(() => proxy.Faulted >= 3 && ErrorCount(fetches) >= 3, "the node met the fault three times", TimeSpan.FromSeconds(20));
 
         Assert.Equal(goodKey, node.ProtectingKeyId());
@@ -65,16 +59,16 @@ public sealed class BadAnswerTests : IAsyncLifetime
     [Fact]
     public async Task OlderRingVersion_ReplayedOrFromALaggingReplica_DoesNotBringTheRevokedKeyBack()
     {
-        await using var proxy = await FaultProxy.StartAsync(_server.Url);
-        await using var node = await TestNode.StartAsync(_server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(1); });
+        await using var proxy = await FaultProxy.StartAsync(Server.Url);
+        await using var node = await TestNode.StartAsync(Server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(1); });
         using var client = new HttpClient();
-        client.DefaultRequestHeaders.Authorization = new("Bearer", _server.NodeToken);
-        using var old = await client.GetAsync(new Uri($"{_server.Url}/v1/rings/default/keys"));
+        client.DefaultRequestHeaders.Authorization = new("Bearer", Server.NodeToken);
+        using var old = await client.GetAsync(new Uri($"{Server.Url}/v1/rings/default/keys"));
         var oldRing = await old.Content.ReadAsByteArrayAsync();
         var oldVersion = old.Headers.GetValues("X-Ring-Version").Single();
         var leaked = node.Protect("made with the leaked key");
 
-        var newKey = Guid.Parse((await _server.RotateAsync(immediate: true, revokePrevious: true)).GetProperty("key_id").GetString()!);
+        var newKey = Guid.Parse((await Server.RotateAsync(immediate: true, revokePrevious: true)).GetProperty("key_id").GetString()!);
         await Eventually.UntilAsync(() => node.ProtectingKeyId() == newKey, "the node protects with the emergency key");
 
         proxy.Fault = async context =>
@@ -94,17 +88,17 @@ public sealed class BadAnswerTests : IAsyncLifetime
     [Fact]
     public async Task AnswerWithoutETag_IsRefused_WithoutHammeringTheServer()
     {
-        await using var proxy = await FaultProxy.StartAsync(_server.Url);
-        await using var node = await TestNode.StartAsync(_server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(1); });
+        await using var proxy = await FaultProxy.StartAsync(Server.Url);
+        await using var node = await TestNode.StartAsync(Server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(1); });
         var key = node.ProtectingKeyId();
         using var client = new HttpClient();
-        client.DefaultRequestHeaders.Authorization = new("Bearer", _server.NodeToken);
-        var ring = await client.GetByteArrayAsync(new Uri($"{_server.Url}/v1/rings/default/keys"));
+        client.DefaultRequestHeaders.Authorization = new("Bearer", Server.NodeToken);
+        var ring = await client.GetByteArrayAsync(new Uri($"{Server.Url}/v1/rings/default/keys"));
 
         // A proxy that drops ETag and X-Ring-Version answers every request at once.
         proxy.Fault = FaultProxy.Answer(200, "application/xml", ring);
         await Eventually.UntilAsync(() => proxy.Faulted >= 1, "the node's next request met the proxy");
-        await _server.RotateAsync(immediate: true);
+        await Server.RotateAsync(immediate: true);
         await Task.Delay(TimeSpan.FromSeconds(4));
 
         Assert.InRange(proxy.Faulted, 2, 6); // backoff 1 s, 2 s, ...: not a loop
@@ -117,8 +111,8 @@ public sealed class BadAnswerTests : IAsyncLifetime
     [Fact]
     public async Task EmergencyRotation_WhoseNewKeyIsNotYetActiveByTheNodesClock_IsStillTaken_AndTheRevokedKeyRefused()
     {
-        await using var proxy = await FaultProxy.StartAsync(_server.Url);
-        await using var node = await TestNode.StartAsync(_server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(1); });
+        await using var proxy = await FaultProxy.StartAsync(Server.Url);
+        await using var node = await TestNode.StartAsync(Server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(1); });
         var leaked = node.Protect("made with the leaked key");
         proxy.Fault = FaultProxy.Answer(503, "text/plain", "hold on");
         await Eventually.UntilAsync(() => proxy.Faulted >= 1, "the node waits behind the proxy");
@@ -126,10 +120,10 @@ public sealed class BadAnswerTests : IAsyncLifetime
         // The emergency ring as a node whose clock is 10 minutes behind the server sees it: the
         // new key activates "in the future", every other key is revoked. ASP.NET Core protects
         // with the new key as its fallback key; the node must take the ring, not keep the old one.
-        var newKey = Guid.Parse((await _server.RotateAsync(immediate: true, revokePrevious: true)).GetProperty("key_id").GetString()!);
+        var newKey = Guid.Parse((await Server.RotateAsync(immediate: true, revokePrevious: true)).GetProperty("key_id").GetString()!);
         using var client = new HttpClient();
-        client.DefaultRequestHeaders.Authorization = new("Bearer", _server.NodeToken);
-        using var answer = await client.GetAsync(new Uri($"{_server.Url}/v1/rings/default/keys"));
+        client.DefaultRequestHeaders.Authorization = new("Bearer", Server.NodeToken);
+        using var answer = await client.GetAsync(new Uri($"{Server.Url}/v1/rings/default/keys"));
         var version = long.Parse(answer.Headers.GetValues("X-Ring-Version").Single(), System.Globalization.CultureInfo.InvariantCulture);
         var xml = System.Xml.Linq.XDocument.Parse(Encoding.UTF8.GetString(await answer.Content.ReadAsByteArrayAsync()).TrimStart('\uFEFF'));
         var key = xml.Root!.Elements("key").Single(k => (string?)k.Attribute("id") == newKey.ToString());
@@ -152,17 +146,17 @@ public sealed class BadAnswerTests : IAsyncLifetime
     [Fact]
     public async Task RevokedToken_HealthIsUnhealthy_TheRingIsNotSwapped_AndTheTokenIsNeverLogged()
     {
-        string token = await _server.CreateTokenAsync("web-revoked");
-        await using var node = await TestNode.StartAsync(_server, o => { o.TokenFile = _server.WriteTokenFile(token); o.PollWait = TimeSpan.FromSeconds(2); });
+        string token = await Server.CreateTokenAsync("web-revoked");
+        await using var node = await TestNode.StartAsync(Server, o => { o.TokenFile = Server.WriteTokenFile(token); o.PollWait = TimeSpan.FromSeconds(2); });
         var goodKey = node.ProtectingKeyId();
 
-        await _server.RevokeTokenAsync("web-revoked", token);
+        await Server.RevokeTokenAsync("web-revoked", token);
 
         // The long-poll the node had open when the token was revoked ends within a poll wait;
         // its next request is refused. (The server still answers a long-poll that was authorized
         // before the revocation: a server issue, reported, outside this package.)
         await Eventually.UntilAsync(async () => (await node.HealthAsync()).Status == HealthStatus.Unhealthy, "health is Unhealthy once the token is refused", TimeSpan.FromSeconds(20));
-        await _server.RotateAsync(immediate: true, revokePrevious: true);
+        await Server.RotateAsync(immediate: true, revokePrevious: true);
         await Task.Delay(TimeSpan.FromSeconds(3)); // several retries' worth: nothing may arrive
 
         var health = await node.HealthAsync();
@@ -176,14 +170,14 @@ public sealed class BadAnswerTests : IAsyncLifetime
     [Fact]
     public async Task Metrics_CountFetchesByResult_AndReportTheVersionAndTheLastSuccessAge()
     {
-        await using var node = await TestNode.StartAsync(_server, o => o.PollWait = TimeSpan.FromSeconds(1));
+        await using var node = await TestNode.StartAsync(Server, o => o.PollWait = TimeSpan.FromSeconds(1));
         var meters = node.Services.GetRequiredService<IMeterFactory>();
         using var fetches = new MetricCollector<long>(meters, "Dpkeyring.AspNetCore", "dpkeyring.fetches");
         using var version = new MetricCollector<long>(meters, "Dpkeyring.AspNetCore", "dpkeyring.ring.version");
         using var age = new MetricCollector<double>(meters, "Dpkeyring.AspNetCore", "dpkeyring.last_success.age");
 
-        await _server.RotateAsync(immediate: true);
-        long serverVersion = (await _server.StatusAsync()).GetProperty("version").GetInt64();
+        await Server.RotateAsync(immediate: true);
+        long serverVersion = (await Server.StatusAsync()).GetProperty("version").GetInt64();
         await Eventually.UntilAsync(() => Count(fetches, "changed") >= 1 && Count(fetches, "unchanged") >= 1, "a changed and an unchanged fetch", TimeSpan.FromSeconds(10));
 
         version.RecordObservableInstruments();
@@ -201,8 +195,8 @@ public sealed class BadAnswerTests : IAsyncLifetime
     private async Task<Func<HttpContext, Task>> FaultFor(string fault)
     {
         using var client = new HttpClient();
-        client.DefaultRequestHeaders.Authorization = new("Bearer", _server.NodeToken);
-        var ring = await client.GetByteArrayAsync(new Uri($"{_server.Url}/v1/rings/default/keys"));
+        client.DefaultRequestHeaders.Authorization = new("Bearer", Server.NodeToken);
+        var ring = await client.GetByteArrayAsync(new Uri($"{Server.Url}/v1/rings/default/keys"));
         return fault switch
         {
             "html" => FaultProxy.Answer(200, "text/html", "<html><body>Please sign in</body></html>"),

@@ -7,19 +7,13 @@ using Xunit;
 namespace Dpkeyring.AspNetCore.Tests;
 
 /// <summary>The health thresholds, driven by a fake clock instead of sleeping.</summary>
-public sealed class HealthTests : IAsyncLifetime
+public sealed class HealthTests : RealServerTest
 {
-    private DpkeyringServer _server = null!;
-
-    public async Task InitializeAsync() => _server = await DpkeyringServer.StartAsync();
-
-    public async Task DisposeAsync() => await _server.DisposeAsync();
-
     [Fact]
     public async Task Health_IsDegradedAfterTwoPollWaitsWithoutAnAnswer_AndWhenNoKeyIsActiveAnyMore()
     {
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        await using var node = await TestNode.StartAsync(_server, o => o.PollWait = TimeSpan.FromSeconds(60), services => services.AddSingleton<TimeProvider>(clock));
+        await using var node = await TestNode.StartAsync(Server, o => o.PollWait = TimeSpan.FromSeconds(60), services => services.AddSingleton<TimeProvider>(clock));
         Assert.Equal(HealthStatus.Healthy, (await node.HealthAsync()).Status);
 
         clock.Advance(TimeSpan.FromSeconds(119));

@@ -7,34 +7,28 @@ using Xunit;
 namespace Dpkeyring.AspNetCore.Tests;
 
 /// <summary>A node against the real server: what an operator and a user of the site see.</summary>
-public sealed class NodeTests : IAsyncLifetime
+public sealed class NodeTests : RealServerTest
 {
-    private DpkeyringServer _server = null!;
-
-    public async Task InitializeAsync() => _server = await DpkeyringServer.StartAsync();
-
-    public async Task DisposeAsync() => await _server.DisposeAsync();
-
     [Fact]
     public async Task Node_ProtectsWithTheServersDefaultKey()
     {
-        await using var node = await TestNode.StartAsync(_server);
+        await using var node = await TestNode.StartAsync(Server);
 
-        Assert.Equal(await _server.DefaultKeyIdAsync(), node.ProtectingKeyId());
+        Assert.Equal(await Server.DefaultKeyIdAsync(), node.ProtectingKeyId());
     }
 
     [Fact]
     public async Task PayloadsCrossBothWays_NodeToDpkeyringUnprotect_AndPlainAspNetCoreToNode()
     {
-        await using var node = await TestNode.StartAsync(_server, application: "my-site");
+        await using var node = await TestNode.StartAsync(Server, application: "my-site");
 
         // The node's payload opens with the server's own tool, with the application name first.
         var payload = node.Protect("hello from the node", "orders");
-        Assert.Equal("hello from the node", await _server.UnprotectAsync(payload, "my-site", "orders"));
+        Assert.Equal("hello from the node", await Server.UnprotectAsync(payload, "my-site", "orders"));
 
         // A plain ASP.NET Core Data Protection reading the server's key folder (no dpkeyring
         // package) and the node read each other's payloads.
-        var plain = DataProtectionProvider.Create(new DirectoryInfo(Path.Combine(_server.DataDirectory, "default")), b => b.SetApplicationName("my-site").DisableAutomaticKeyGeneration())
+        var plain = DataProtectionProvider.Create(new DirectoryInfo(Path.Combine(Server.DataDirectory, "default")), b => b.SetApplicationName("my-site").DisableAutomaticKeyGeneration())
             .CreateProtector("orders");
         Assert.Equal("hello from plain ASP.NET Core", node.Unprotect(plain.Protect("hello from plain ASP.NET Core"), "orders"));
         Assert.Equal("hello from the node", plain.Unprotect(payload));
@@ -43,11 +37,11 @@ public sealed class NodeTests : IAsyncLifetime
     [Fact]
     public async Task EmergencyRotation_ReachesRunningNode_AndRevokedPayloadIsRefused()
     {
-        await using var node = await TestNode.StartAsync(_server);
+        await using var node = await TestNode.StartAsync(Server);
         var oldPayload = node.Protect("made with the leaked key");
         Assert.Equal("made with the leaked key", node.Unprotect(oldPayload));
 
-        var rotation = await _server.RotateAsync(immediate: true, revokePrevious: true, reason: "key leaked");
+        var rotation = await Server.RotateAsync(immediate: true, revokePrevious: true, reason: "key leaked");
         var newKey = Guid.Parse(rotation.GetProperty("key_id").GetString()!);
 
         await Eventually.UntilAsync(() => node.ProtectingKeyId() == newKey, "the running node protects with the emergency key", TimeSpan.FromSeconds(5));
@@ -61,16 +55,16 @@ public sealed class NodeTests : IAsyncLifetime
     [Fact]
     public async Task EmergencyRotation_FirstUseAfterTheChange_AlreadyRefusesTheRevokedKey()
     {
-        await using var node = await TestNode.StartAsync(_server);
+        await using var node = await TestNode.StartAsync(Server);
         var oldPayload = node.Protect("made with the leaked key");
         var oldKey = TestNode.KeyIdOf(oldPayload);
 
-        await _server.RotateAsync(immediate: true, revokePrevious: true, reason: "key leaked");
+        await Server.RotateAsync(immediate: true, revokePrevious: true, reason: "key leaked");
 
         // Wait on the package's own signal (the ring version it holds), never touching Data
         // Protection, so the next call below is the very first use after the change: ASP.NET Core
         // 9+ would answer it from its old key ring unless the package rebuilt it first.
-        long version = (await _server.StatusAsync()).GetProperty("version").GetInt64();
+        long version = (await Server.StatusAsync()).GetProperty("version").GetInt64();
         await Eventually.UntilAsync(() => node.Logs.Of("Dpkeyring.AspNetCore").Any(l => l.EventId == 1 && l.Message.Contains($"version {version} ", StringComparison.Ordinal)), "the node loaded the new ring");
 
         Assert.ThrowsAny<CryptographicException>(() => node.Unprotect(oldPayload));
@@ -80,13 +74,13 @@ public sealed class NodeTests : IAsyncLifetime
     [Fact]
     public async Task TwoNodes_AgreeOnKeys_BeforeAndAfterARotation()
     {
-        await using var a = await TestNode.StartAsync(_server);
-        await using var b = await TestNode.StartAsync(_server);
+        await using var a = await TestNode.StartAsync(Server);
+        await using var b = await TestNode.StartAsync(Server);
 
         Assert.Equal("from a", b.Unprotect(a.Protect("from a")));
         Assert.Equal(a.ProtectingKeyId(), b.ProtectingKeyId());
 
-        var newKey = Guid.Parse((await _server.RotateAsync(immediate: true)).GetProperty("key_id").GetString()!);
+        var newKey = Guid.Parse((await Server.RotateAsync(immediate: true)).GetProperty("key_id").GetString()!);
         await Eventually.UntilAsync(() => a.ProtectingKeyId() == newKey && b.ProtectingKeyId() == newKey, "both nodes protect with the new key");
         Assert.Equal("from b", a.Unprotect(b.Protect("from b")));
     }
@@ -94,11 +88,11 @@ public sealed class NodeTests : IAsyncLifetime
     [Fact]
     public async Task ServerDown_NodeKeepsWorking_HealthSaysDegraded_ThenHealthyWhenItReturns()
     {
-        await using var node = await TestNode.StartAsync(_server, o => o.PollWait = TimeSpan.FromSeconds(1));
+        await using var node = await TestNode.StartAsync(Server, o => o.PollWait = TimeSpan.FromSeconds(1));
         var payload = node.Protect("before the outage");
         Assert.Equal(HealthStatus.Healthy, (await node.HealthAsync()).Status);
 
-        await _server.StopAsync();
+        await Server.StopAsync();
 
         Assert.Equal("before the outage", node.Unprotect(payload));
         Assert.Equal("during", node.Unprotect(node.Protect("during")));
@@ -107,7 +101,7 @@ public sealed class NodeTests : IAsyncLifetime
         Assert.Contains("has not answered", degraded.Description, StringComparison.Ordinal);
         Assert.Equal("before the outage", node.Unprotect(payload));
 
-        await _server.RestartAsync();
+        await Server.RestartAsync();
         await Eventually.UntilAsync(async () => (await node.HealthAsync()).Status == HealthStatus.Healthy, "health is Healthy once the server answers again", TimeSpan.FromSeconds(40));
         Assert.Contains(node.Logs.Of("Dpkeyring.AspNetCore"), l => l.EventId == 5);
     }
@@ -115,10 +109,10 @@ public sealed class NodeTests : IAsyncLifetime
     [Fact]
     public async Task NodeShowsInTheServersStatus_WithTheVersionItHolds()
     {
-        await using var node = await TestNode.StartAsync(_server, o => o.NodeId = "web-7");
-        long version = (await _server.StatusAsync()).GetProperty("version").GetInt64();
+        await using var node = await TestNode.StartAsync(Server, o => o.NodeId = "web-7");
+        long version = (await Server.StatusAsync()).GetProperty("version").GetInt64();
 
-        var nodes = (await _server.StatusAsync()).GetProperty("nodes").EnumerateArray().ToList();
+        var nodes = (await Server.StatusAsync()).GetProperty("nodes").EnumerateArray().ToList();
         var entry = Assert.Single(nodes, n => n.GetProperty("node").GetString() == "web-7");
         Assert.Equal(version, entry.GetProperty("version").GetInt64());
         Assert.True(entry.GetProperty("current").GetBoolean());
@@ -127,7 +121,7 @@ public sealed class NodeTests : IAsyncLifetime
     [Fact]
     public async Task NodeNeverWrites_StoreElementAndCreateKeyAreRefusedWithTheReason()
     {
-        await using var node = await TestNode.StartAsync(_server);
+        await using var node = await TestNode.StartAsync(Server);
         var keyManager = (Microsoft.AspNetCore.DataProtection.KeyManagement.IKeyManager)node.Services.GetService(typeof(Microsoft.AspNetCore.DataProtection.KeyManagement.IKeyManager))!;
 
         var create = Assert.Throws<InvalidOperationException>(() => keyManager.CreateNewKey(DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddDays(90)));
@@ -138,6 +132,6 @@ public sealed class NodeTests : IAsyncLifetime
         Assert.False(options.Value.AutoGenerateKeys);
         var store = Assert.Throws<InvalidOperationException>(() => options.Value.XmlRepository!.StoreElement(new System.Xml.Linq.XElement("key"), "k"));
         Assert.Contains("only writer", store.Message, StringComparison.Ordinal);
-        Assert.Single(Directory.EnumerateFiles(Path.Combine(_server.DataDirectory, "default"), "key-*.xml"));
+        Assert.Single(Directory.EnumerateFiles(Path.Combine(Server.DataDirectory, "default"), "key-*.xml"));
     }
 }

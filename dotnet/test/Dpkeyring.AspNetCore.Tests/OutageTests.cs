@@ -5,21 +5,15 @@ using Xunit;
 namespace Dpkeyring.AspNetCore.Tests;
 
 /// <summary>Starting without the server: the last-known-good copy, and a clear failure without it.</summary>
-public sealed class OutageTests : IAsyncLifetime
+public sealed class OutageTests : RealServerTest
 {
-    private DpkeyringServer _server = null!;
-
-    public async Task InitializeAsync() => _server = await DpkeyringServer.StartAsync();
-
-    public async Task DisposeAsync() => await _server.DisposeAsync();
-
     [Fact]
     public async Task NodeRestartedWhileServerIsDown_StartsFromLastKnownGoodCopy_AndSaysSo()
     {
-        var cache = Path.Combine(_server.WorkDirectory, "lkg");
+        var cache = Path.Combine(Server.WorkDirectory, "lkg");
         Guid key;
         string payload;
-        await using (var first = await TestNode.StartAsync(_server, o => o.CacheDirectory = cache))
+        await using (var first = await TestNode.StartAsync(Server, o => o.CacheDirectory = cache))
         {
             key = first.ProtectingKeyId();
             payload = first.Protect("before the restart");
@@ -33,8 +27,8 @@ public sealed class OutageTests : IAsyncLifetime
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(cache));
         }
 
-        await _server.StopAsync();
-        await using var second = await TestNode.StartAsync(_server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
+        await Server.StopAsync();
+        await using var second = await TestNode.StartAsync(Server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
 
         Assert.Equal(key, second.ProtectingKeyId());
         Assert.Equal("before the restart", second.Unprotect(payload));
@@ -46,27 +40,27 @@ public sealed class OutageTests : IAsyncLifetime
     [Fact]
     public async Task NoServerAndNoCopy_StartFails_WithAMessageThatSaysWhy_AndNoKeyIsMade()
     {
-        await _server.StopAsync();
-        var cache = Path.Combine(_server.WorkDirectory, "empty-cache");
-        await using var node = TestNode.Create(_server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
+        await Server.StopAsync();
+        var cache = Path.Combine(Server.WorkDirectory, "empty-cache");
+        await using var node = TestNode.Create(Server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
 
         var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => node.Host.StartAsync());
 
         Assert.Contains("no key ring to start with", failure.Message, StringComparison.Ordinal);
-        Assert.Contains(_server.Url, failure.Message, StringComparison.Ordinal);
+        Assert.Contains(Server.Url, failure.Message, StringComparison.Ordinal);
         Assert.Contains(Path.Combine(cache, "default.xml"), failure.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain(_server.NodeToken, failure.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(Server.NodeToken, failure.ToString(), StringComparison.Ordinal);
         Assert.False(Directory.Exists(cache) && Directory.EnumerateFileSystemEntries(cache).Any());
     }
 
     [Fact]
     public async Task NoHost_FirstProtectLoadsTheRing_AndWithoutServerOrCopyItThrowsTheSameMessage()
     {
-        await using var node = TestNode.Create(_server);
-        Assert.Equal(await _server.DefaultKeyIdAsync(), node.ProtectingKeyId());
+        await using var node = TestNode.Create(Server);
+        Assert.Equal(await Server.DefaultKeyIdAsync(), node.ProtectingKeyId());
 
-        await _server.StopAsync();
-        await using var orphan = TestNode.Create(_server, o => o.StartupTimeout = TimeSpan.FromSeconds(2));
+        await Server.StopAsync();
+        await using var orphan = TestNode.Create(Server, o => o.StartupTimeout = TimeSpan.FromSeconds(2));
         var failure = Assert.ThrowsAny<Exception>(() => orphan.Protect("x"));
         Assert.Contains("no key ring to start with", failure.ToString(), StringComparison.Ordinal);
     }
@@ -79,15 +73,15 @@ public sealed class OutageTests : IAsyncLifetime
             return;
         }
 
-        var cache = Path.Combine(_server.WorkDirectory, "lkg");
-        await using (await TestNode.StartAsync(_server, o => o.CacheDirectory = cache))
+        var cache = Path.Combine(Server.WorkDirectory, "lkg");
+        await using (await TestNode.StartAsync(Server, o => o.CacheDirectory = cache))
         {
         }
 
         var file = Path.Combine(cache, "default.xml");
         File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
-        await _server.StopAsync();
-        await using var node = TestNode.Create(_server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
+        await Server.StopAsync();
+        await using var node = TestNode.Create(Server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
 
         var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => node.Host.StartAsync());
         Assert.Contains("other users", failure.Message, StringComparison.Ordinal);
@@ -103,8 +97,8 @@ public sealed class OutageTests : IAsyncLifetime
             return;
         }
 
-        var cache = Path.Combine(_server.WorkDirectory, "lkg");
-        await using (await TestNode.StartAsync(_server, o => o.CacheDirectory = cache))
+        var cache = Path.Combine(Server.WorkDirectory, "lkg");
+        await using (await TestNode.StartAsync(Server, o => o.CacheDirectory = cache))
         {
         }
 
@@ -112,7 +106,7 @@ public sealed class OutageTests : IAsyncLifetime
         string expected;
         if (how == "symbolic link")
         {
-            var elsewhere = Path.Combine(_server.WorkDirectory, "elsewhere.xml");
+            var elsewhere = Path.Combine(Server.WorkDirectory, "elsewhere.xml");
             File.Move(file, elsewhere);
             File.CreateSymbolicLink(file, elsewhere);
             expected = "is a symbolic link";
@@ -123,8 +117,8 @@ public sealed class OutageTests : IAsyncLifetime
             expected = "can be written by other users";
         }
 
-        await _server.StopAsync();
-        await using var node = TestNode.Create(_server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
+        await Server.StopAsync();
+        await using var node = TestNode.Create(Server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
 
         var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => node.Host.StartAsync());
         Assert.Contains(expected, failure.Message, StringComparison.Ordinal);
@@ -133,16 +127,16 @@ public sealed class OutageTests : IAsyncLifetime
     [Fact]
     public async Task DamagedCopy_IsRefused_WithTheReason()
     {
-        var cache = Path.Combine(_server.WorkDirectory, "lkg");
-        await using (await TestNode.StartAsync(_server, o => o.CacheDirectory = cache))
+        var cache = Path.Combine(Server.WorkDirectory, "lkg");
+        await using (await TestNode.StartAsync(Server, o => o.CacheDirectory = cache))
         {
         }
 
         var file = Path.Combine(cache, "default.xml");
         var bytes = File.ReadAllBytes(file);
         File.WriteAllBytes(file, bytes.AsSpan(0, bytes.Length / 2).ToArray());
-        await _server.StopAsync();
-        await using var node = TestNode.Create(_server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
+        await Server.StopAsync();
+        await using var node = TestNode.Create(Server, o => { o.CacheDirectory = cache; o.StartupTimeout = TimeSpan.FromSeconds(2); });
 
         var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => node.Host.StartAsync());
         Assert.Contains("is damaged", failure.Message, StringComparison.Ordinal);

@@ -20,6 +20,7 @@ public sealed partial class DpkeyringServer : IAsyncDisposable
     private readonly string[] _extraArgs;
     private Process? _process;
     private int _port;
+    private string _scheme = "http";
 
     private DpkeyringServer(string workDirectory, string[] extraArgs)
     {
@@ -34,8 +35,8 @@ public sealed partial class DpkeyringServer : IAsyncDisposable
     /// <summary>The server's <c>--data</c> folder (tokens, the embedded file store).</summary>
     public string DataDirectory { get; }
 
-    /// <summary>The server's base URL, <c>http://127.0.0.1:PORT</c>.</summary>
-    public string Url => $"http://127.0.0.1:{_port}";
+    /// <summary>The server's base URL, <c>http://127.0.0.1:PORT</c> (<c>https://</c> with <c>--tls-cert</c>).</summary>
+    public string Url => $"{_scheme}://127.0.0.1:{_port}";
 
     /// <summary>The node token printed at the first start (every ring).</summary>
     public string NodeToken { get; private set; } = string.Empty;
@@ -322,6 +323,7 @@ public sealed partial class DpkeyringServer : IAsyncDisposable
             var match = ListeningLine().Match(e.Data);
             if (match.Success)
             {
+                _scheme = match.Groups[2].Value;
                 listening.TrySetResult(int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture));
             }
         };
@@ -413,6 +415,6 @@ public sealed partial class DpkeyringServer : IAsyncDisposable
 
     private static Regex TokenLine(string role) => new($@"^\s+{role}\s+(dpk_\S+)", RegexOptions.Multiline);
 
-    [GeneratedRegex("\"msg\":\"listening\".*\"addr\":\"[^\"]*:(\\d+)\"")]
+    [GeneratedRegex("\"msg\":\"listening\".*\"addr\":\"[^\"]*:(\\d+)\".*\"url\":\"(https?)://")]
     private static partial Regex ListeningLine();
 }
