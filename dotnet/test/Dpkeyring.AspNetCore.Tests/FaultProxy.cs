@@ -55,6 +55,18 @@ internal sealed class FaultProxy : IAsyncDisposable
         await context.Response.Body.WriteAsync(body);
     };
 
+    /// <summary>Never answers: holds each request until the client gives up (a server that hangs).</summary>
+    public static Func<HttpContext, Task> Hold { get; } = async context =>
+    {
+        try
+        {
+            await Task.Delay(Timeout.Infinite, context.RequestAborted);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    };
+
     public static Func<HttpContext, Task> Answer(int status, string contentType, string body) => Answer(status, contentType, Encoding.UTF8.GetBytes(body));
 
     public async ValueTask DisposeAsync()

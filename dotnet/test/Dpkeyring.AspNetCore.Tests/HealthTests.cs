@@ -13,8 +13,14 @@ public sealed class HealthTests : RealServerTest
     public async Task Health_IsDegradedAfterTwoPollWaitsWithoutAnAnswer_AndWhenNoKeyIsActiveAnyMore()
     {
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        await using var node = await TestNode.StartAsync(Server, o => o.PollWait = TimeSpan.FromSeconds(60), services => services.AddSingleton<TimeProvider>(clock));
+        await using var proxy = await FaultProxy.StartAsync(Server.Url);
+        await using var node = await TestNode.StartAsync(Server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(60); }, services => services.AddSingleton<TimeProvider>(clock));
         Assert.Equal(HealthStatus.Healthy, (await node.HealthAsync()).Status);
+
+        // From here no request of the node is answered. (Were the server still answering, the
+        // retry that follows the long-poll's timeout on the fake clock would be answered at once
+        // and reset the last-answer time, as it should in production, before the checks below.)
+        proxy.Fault = FaultProxy.Hold;
 
         clock.Advance(TimeSpan.FromSeconds(119));
         Assert.Equal(HealthStatus.Healthy, (await node.HealthAsync()).Status);
