@@ -2,11 +2,12 @@ using System.Security.Cryptography;
 using Dpkeyring.Testing;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Dpkeyring.AspNetCore.Tests;
 
 /// <summary><c>UseDpkeyringAgentFolder</c>: a node that keeps the agent follows its folder at once.</summary>
-public sealed class AgentFolderTests : RealServerTest
+public sealed class AgentFolderTests(ITestOutputHelper output) : RealServerTest(output)
 {
     [Fact]
     public async Task AgentFolder_EmergencyRotationWrittenByTheAgent_ReachesTheRunningNode_AndRevokedPayloadIsRefused()

@@ -7,11 +7,12 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Dpkeyring.AspNetCore.Tests;
 
 /// <summary>Answers that are not a usable ring never replace the good one; each is logged once, counted and shown by health.</summary>
-public sealed class BadAnswerTests : RealServerTest
+public sealed class BadAnswerTests(ITestOutputHelper output) : RealServerTest(output)
 {
     public static TheoryData<string> Faults => new() { "html", "truncated", "oversized", "no-usable-key", "not-found", "server-error", "redirect", "ring-not-found" };
 

@@ -3,11 +3,12 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Time.Testing;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Dpkeyring.AspNetCore.Tests;
 
 /// <summary>The health thresholds, driven by a fake clock instead of sleeping.</summary>
-public sealed class HealthTests : RealServerTest
+public sealed class HealthTests(ITestOutputHelper output) : RealServerTest(output)
 {
     [Fact]
     public async Task Health_IsDegradedAfterTwoPollWaitsWithoutAnAnswer_AndWhenNoKeyIsActiveAnyMore()

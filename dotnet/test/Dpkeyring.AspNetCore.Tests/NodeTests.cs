@@ -3,11 +3,12 @@ using Dpkeyring.Testing;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Dpkeyring.AspNetCore.Tests;
 
 /// <summary>A node against the real server: what an operator and a user of the site see.</summary>
-public sealed class NodeTests : RealServerTest
+public sealed class NodeTests(ITestOutputHelper output) : RealServerTest(output)
 {
     [Fact]
     public async Task Node_ProtectsWithTheServersDefaultKey()

@@ -1,11 +1,12 @@
 using Dpkeyring.Testing;
 using Microsoft.Extensions.Logging;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Dpkeyring.AspNetCore.Tests;
 
 /// <summary>Starting without the server: the last-known-good copy, and a clear failure without it.</summary>
-public sealed class OutageTests : RealServerTest
+public sealed class OutageTests(ITestOutputHelper output) : RealServerTest(output)
 {
     [Fact]
     public async Task NodeRestartedWhileServerIsDown_StartsFromLastKnownGoodCopy_AndSaysSo()

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Dpkeyring.Testing;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.WebUtilities;
@@ -12,6 +13,7 @@ namespace Dpkeyring.AspNetCore.Tests;
 /// <summary>An ASP.NET Core node (a generic host with Data Protection) reading its ring from a real dpkeyring server.</summary>
 internal sealed class TestNode : IAsyncDisposable
 {
+    private static readonly ConditionalWeakTable<DpkeyringServer, ConcurrentQueue<TestNode>> ByServer = new();
     private static int _count;
 
     private TestNode(IHost host, LogSink logs, DpkeyringOptions options)
@@ -29,6 +31,10 @@ internal sealed class TestNode : IAsyncDisposable
     public DpkeyringOptions Options { get; }
 
     public IServiceProvider Services => Host.Services;
+
+    /// <summary>The nodes built for <paramref name="server"/> so far, in order.</summary>
+    public static IEnumerable<TestNode> Of(DpkeyringServer server) =>
+        ByServer.TryGetValue(server, out var nodes) ? nodes : [];
 
     /// <summary>Builds a node for <paramref name="server"/> (token file, own cache folder, short poll wait) and starts it.</summary>
     public static async Task<TestNode> StartAsync(DpkeyringServer server, Action<DpkeyringOptions>? configure = null, Action<IServiceCollection>? services = null, string application = "test-app")
@@ -50,7 +56,9 @@ internal sealed class TestNode : IAsyncDisposable
             PollWait = TimeSpan.FromSeconds(5),
         };
         configure?.Invoke(options);
-        return Create(options, services, application);
+        var node = Create(options, services, application);
+        ByServer.GetOrCreateValue(server).Enqueue(node);
+        return node;
     }
 
     /// <summary>Builds a node from complete options, without starting it.</summary>
@@ -151,4 +159,8 @@ internal sealed class LogSink : ILoggerProvider
     }
 }
 
-internal sealed record LogLine(string Category, LogLevel Level, int EventId, string Message, string? Exception);
+internal sealed record LogLine(string Category, LogLevel Level, int EventId, string Message, string? Exception)
+{
+    /// <summary>When the line was logged (the wall clock, for reading a failed test's record).</summary>
+    public DateTimeOffset At { get; } = DateTimeOffset.UtcNow;
+}

@@ -4,11 +4,12 @@ using System.Security.Cryptography.X509Certificates;
 using Dpkeyring.Testing;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Dpkeyring.AspNetCore.Tests;
 
 /// <summary>An https:// server with a certificate from a private CA (CaCertificateFile).</summary>
-public sealed class TlsTests : IAsyncLifetime
+public sealed class TlsTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private string _work = null!;
     private string _caFile = null!;
@@ -47,6 +48,7 @@ public sealed class TlsTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
+        RealServerTest.WriteRecord(output, _server);
         await _server.DisposeAsync();
         Directory.Delete(_work, recursive: true);
     }
