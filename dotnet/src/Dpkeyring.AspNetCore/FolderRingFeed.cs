@@ -59,6 +59,13 @@ internal sealed class FolderRingFeed : IRingFeed
             throw Problem($"the agent folder {_directory} does not exist. Run 'dpkeyring agent --once --dir {_directory} …' before the application starts.");
         }
 
+        // The agent writes a version's files first and its state file (the version) last, so the
+        // version read before the files is one whose files are all there; read after them, it
+        // could name a version whose files this read met only in part (a new key without the
+        // revocation that comes with it), and the complete read that follows would then be
+        // ignored as the same version. A version newer than the files' is not possible this way;
+        // files newer than the version read are, and are taken when that version is recorded.
+        var version = AgentVersion();
         var files = new List<(string Name, byte[] Content)>();
         long total = 0;
         try
@@ -83,7 +90,10 @@ internal sealed class FolderRingFeed : IRingFeed
         }
 
         files.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
-        var tag = ContentTag(files);
+        // The version is part of the tag: a node that started before the agent recorded one (or
+        // a version recorded without a file change) reads the folder again and learns it, and
+        // from then on ignores folder states older than the version it holds.
+        var tag = ContentTag(files, version);
         if (tag == etag)
         {
             return Task.FromResult<RingSnapshot?>(null);
@@ -102,7 +112,7 @@ internal sealed class FolderRingFeed : IRingFeed
             }
         }
 
-        return Task.FromResult<RingSnapshot?>(new RingSnapshot(elements, _directory, tag, AgentVersion(), document: null));
+        return Task.FromResult<RingSnapshot?>(new RingSnapshot(elements, _directory, tag, version, document: null));
     }
 
     public void Dispose() => _watcher?.Dispose();
@@ -156,9 +166,10 @@ internal sealed class FolderRingFeed : IRingFeed
         }
     }
 
-    private static string ContentTag(List<(string Name, byte[] Content)> files)
+    private static string ContentTag(List<(string Name, byte[] Content)> files, long? version)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(BitConverter.GetBytes(version ?? -1));
         foreach (var (name, content) in files)
         {
             hash.AppendData(Encoding.UTF8.GetBytes(name));

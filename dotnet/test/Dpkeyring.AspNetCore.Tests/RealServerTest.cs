@@ -42,7 +42,7 @@ public abstract class RealServerTest(ITestOutputHelper output) : IAsyncLifetime
         {
             // The package's own lines at every level; the framework's from Information up.
             var lines = node.Logs.Lines.Where(l => l.Category.StartsWith("Dpkeyring", StringComparison.Ordinal) || l.Level >= LogLevel.Information).ToList();
-            output.WriteLine($"--- node {node.Options.NodeId} ({node.Options.Url}), {lines.Count} log lines:");
+            output.WriteLine($"--- node {node.Options.NodeId} ({node.Source}), {lines.Count} log lines:");
             foreach (var line in lines)
             {
                 output.WriteLine($"{line.At.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture)} {line.Level} {line.Category}[{line.EventId}] {line.Message}{(line.Exception is null ? string.Empty : " " + line.Exception.Split('\n')[0])}");

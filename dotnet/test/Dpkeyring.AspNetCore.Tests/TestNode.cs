@@ -21,6 +21,7 @@ internal sealed class TestNode : IAsyncDisposable
         Host = host;
         Logs = logs;
         Options = options;
+        Source = options.Url;
     }
 
     public IHost Host { get; }
@@ -31,6 +32,9 @@ internal sealed class TestNode : IAsyncDisposable
     public DpkeyringOptions Options { get; }
 
     public IServiceProvider Services => Host.Services;
+
+    /// <summary>Where the node reads its ring: the server's URL, or the agent folder.</summary>
+    public string? Source { get; private set; }
 
     /// <summary>The nodes built for <paramref name="server"/> so far, in order.</summary>
     public static IEnumerable<TestNode> Of(DpkeyringServer server) =>
@@ -57,6 +61,15 @@ internal sealed class TestNode : IAsyncDisposable
         };
         configure?.Invoke(options);
         var node = Create(options, services, application);
+        ByServer.GetOrCreateValue(server).Enqueue(node);
+        return node;
+    }
+
+    /// <summary>Builds a node that reads the agent folder <paramref name="folder"/> (<c>UseDpkeyringAgentFolder</c>), without starting it; its log goes with <paramref name="server"/>'s test record.</summary>
+    public static TestNode CreateForAgentFolder(DpkeyringServer server, string folder)
+    {
+        var node = Create(new DpkeyringOptions { NodeId = $"folder-node-{Interlocked.Increment(ref _count)}" }, dataProtection: b => b.UseDpkeyringAgentFolder(folder));
+        node.Source = folder;
         ByServer.GetOrCreateValue(server).Enqueue(node);
         return node;
     }
