@@ -143,7 +143,7 @@ internal sealed class RingFollower : IAsyncDisposable
         try
         {
             var snapshot = await _feed.FetchAsync(etag: null, wait: null, _startupTimeout, _stopping.Token).ConfigureAwait(false);
-            Accept(snapshot!, fromSource: true);
+            await AcceptAsync(snapshot!, fromSource: true, _stopping.Token).ConfigureAwait(false);
         }
         catch (FeedException failure)
         {
@@ -229,7 +229,7 @@ internal sealed class RingFollower : IAsyncDisposable
                 }
                 else
                 {
-                    Accept(snapshot, fromSource: true);
+                    await AcceptAsync(snapshot, fromSource: true, stopping).ConfigureAwait(false);
                 }
 
                 retrySoon = false;
@@ -259,7 +259,7 @@ internal sealed class RingFollower : IAsyncDisposable
         snapshot.Version is long offered && _current?.Version is long held && offered <= held ? offered < held : null;
 
     /// <summary>Validates a new version and swaps it in; a version that fails validation is a <see cref="FeedException"/>.</summary>
-    private void Accept(RingSnapshot snapshot, bool fromSource)
+    private async Task AcceptAsync(RingSnapshot snapshot, bool fromSource, CancellationToken cancellationToken)
     {
         try
         {
@@ -284,7 +284,7 @@ internal sealed class RingFollower : IAsyncDisposable
         }
         if (before is not null)
         {
-            WarmUp(keyRingProvider!, before, snapshot);
+            await WarmUpAsync(keyRingProvider!, before, snapshot, cancellationToken).ConfigureAwait(false);
         }
 
         Succeeded("changed");
@@ -300,9 +300,10 @@ internal sealed class RingFollower : IAsyncDisposable
     /// Makes ASP.NET Core rebuild its key ring now. Since .NET 9 an expired key ring is rebuilt in
     /// the background while callers keep the old one, so the first Protect or Unprotect after a
     /// change would still use it (and accept a revoked key once). Asking until a new ring object
-    /// comes back closes that window before the next request.
+    /// comes back closes that window before the next request. The wait yields its thread: the
+    /// rebuild runs on the thread pool, which a blocked thread would starve on a small machine.
     /// </summary>
-    private void WarmUp(IKeyRingProvider provider, IKeyRing before, RingSnapshot snapshot)
+    private async Task WarmUpAsync(IKeyRingProvider provider, IKeyRing before, RingSnapshot snapshot, CancellationToken cancellationToken)
     {
         var deadline = System.Diagnostics.Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(2))
@@ -313,7 +314,7 @@ internal sealed class RingFollower : IAsyncDisposable
                 return;
             }
 
-            Thread.Sleep(1);
+            await Task.Delay(1, cancellationToken).ConfigureAwait(false);
         }
 
         Log.WarmUpFailed(_logger, _ring, VersionText(snapshot), "ASP.NET Core kept its previous key ring for 2 seconds");

@@ -60,8 +60,10 @@ public sealed class BadAnswerTests(ITestOutputHelper output) : RealServerTest(ou
     [Fact]
     public async Task OlderRingVersion_ReplayedOrFromALaggingReplica_DoesNotBringTheRevokedKeyBack()
     {
+        // Each older answer is a server that answered, asked again after a backoff delay (0.5-1,
+        // 1-2, 2-4 s): a poll wait of 2 s keeps two poll waits above the pauses before the third.
         await using var proxy = await FaultProxy.StartAsync(Server.Url);
-        await using var node = await TestNode.StartAsync(Server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(1); });
+        await using var node = await TestNode.StartAsync(Server, o => { o.Url = proxy.Url; o.PollWait = TimeSpan.FromSeconds(2); });
         using var client = new HttpClient();
         client.DefaultRequestHeaders.Authorization = new("Bearer", Server.NodeToken);
         using var old = await client.GetAsync(new Uri($"{Server.Url}/v1/rings/default/keys"));

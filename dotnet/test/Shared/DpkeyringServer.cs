@@ -54,12 +54,25 @@ public sealed partial class DpkeyringServer : IAsyncDisposable
         var work = Directory.CreateTempSubdirectory("dpkeyring-test-").FullName;
         var server = new DpkeyringServer(work, extraArgs);
         await server.StartProcessAsync("127.0.0.1:0").ConfigureAwait(false);
-        var output = await File.ReadAllTextAsync(server.LogPath("stdout")).ConfigureAwait(false);
-        server.AdminToken = TokenLine("admin").Match(output).Groups[1].Value;
-        server.NodeToken = TokenLine("node").Match(output).Groups[1].Value;
-        if (server.NodeToken.Length == 0 || server.AdminToken.Length == 0)
+
+        // The tokens are printed on stdout before the listening line on stderr; the two pipes are
+        // read separately, so the tokens may reach their log a moment after it.
+        string output = string.Empty;
+        try
         {
-            throw new InvalidOperationException("dpkeyring serve printed no tokens:\n" + output);
+            await Eventually.UntilAsync(
+                () =>
+                {
+                    output = server.Log("stdout");
+                    server.AdminToken = TokenLine("admin").Match(output).Groups[1].Value;
+                    server.NodeToken = TokenLine("node").Match(output).Groups[1].Value;
+                    return server.NodeToken.Length > 0 && server.AdminToken.Length > 0;
+                },
+                "dpkeyring serve printed its tokens").ConfigureAwait(false);
+        }
+        catch (TimeoutException ex)
+        {
+            throw new InvalidOperationException("dpkeyring serve printed no tokens:\n" + output, ex);
         }
 
         return server;
@@ -207,7 +220,8 @@ public sealed partial class DpkeyringServer : IAsyncDisposable
         process.OutputDataReceived += (_, _) => { };
         process.BeginErrorReadLine();
         process.BeginOutputReadLine();
-        await Eventually.UntilAsync(() => Directory.Exists(directory) && Directory.EnumerateFiles(directory, "key-*.xml").Any(), "the agent wrote the ring").ConfigureAwait(false);
+        // The agent records the version in its state file after writing the version's files.
+        await Eventually.UntilAsync(() => File.Exists(Path.Combine(directory, ".dpkeyring-agent.json")), "the agent wrote the ring").ConfigureAwait(false);
         return new Stopper(process, writer);
     }
 
@@ -340,9 +354,6 @@ public sealed partial class DpkeyringServer : IAsyncDisposable
         {
             throw new InvalidOperationException($"dpkeyring serve did not start: {ex.Message}\n{Log()}", ex);
         }
-
-        // The tokens are printed before the listening line; give the writer a moment to flush them.
-        await Task.Delay(50).ConfigureAwait(false);
     }
 
     private static async Task ResolveBinaryAsync()
