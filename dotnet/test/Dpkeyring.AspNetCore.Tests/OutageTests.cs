@@ -1,3 +1,4 @@
+using System.Runtime.Versioning;
 using Dpkeyring.Testing;
 using Microsoft.Extensions.Logging;
 using Xunit;
@@ -66,14 +67,10 @@ public sealed class OutageTests(ITestOutputHelper output) : RealServerTest(outpu
         Assert.Contains("no key ring to start with", failure.ToString(), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [UnixFact]
+    [UnsupportedOSPlatform("windows")]
     public async Task PlantedCopyOthersCanWrite_IsRefused_AndTheNodeDoesNotStartOnIt()
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-
         var cache = Path.Combine(Server.WorkDirectory, "lkg");
         await using (await TestNode.StartAsync(Server, o => o.CacheDirectory = cache))
         {
@@ -88,16 +85,12 @@ public sealed class OutageTests(ITestOutputHelper output) : RealServerTest(outpu
         Assert.Contains("other users", failure.Message, StringComparison.Ordinal);
     }
 
-    [Theory]
+    [UnixTheory]
+    [UnsupportedOSPlatform("windows")]
     [InlineData("folder others can write")]
     [InlineData("symbolic link")]
     public async Task PlantedCopy_InAFolderOthersCanWrite_OrBehindASymlink_IsRefused(string how)
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-
         var cache = Path.Combine(Server.WorkDirectory, "lkg");
         await using (await TestNode.StartAsync(Server, o => o.CacheDirectory = cache))
         {
