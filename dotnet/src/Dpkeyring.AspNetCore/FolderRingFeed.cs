@@ -33,6 +33,8 @@ internal sealed class FolderRingFeed : IRingFeed
 
     public LastKnownGoodCache? Cache => null;
 
+    public bool AppendOnly => true;
+
     public async Task PauseAsync(TimeSpan? retryDelay, CancellationToken cancellationToken)
     {
         EnsureWatcher();
@@ -64,7 +66,8 @@ internal sealed class FolderRingFeed : IRingFeed
         // could name a version whose files this read met only in part (a new key without the
         // revocation that comes with it), and the complete read that follows would then be
         // ignored as the same version. A version newer than the files' is not possible this way;
-        // files newer than the version read are, and are taken when that version is recorded.
+        // files newer than the version read are: they only add to it (the agent never deletes or
+        // rewrites a file), and the follower takes them (AppendOnly).
         var version = AgentVersion();
         var files = new List<(string Name, byte[] Content)>();
         long total = 0;

@@ -73,6 +73,8 @@ internal sealed class HttpRingFeed : IRingFeed
 
     public LastKnownGoodCache? Cache { get; }
 
+    public bool AppendOnly => false;
+
     public Task PauseAsync(TimeSpan? retryDelay, CancellationToken cancellationToken) =>
         retryDelay is { } delay ? Task.Delay(delay, _time, cancellationToken) : Task.CompletedTask;
 

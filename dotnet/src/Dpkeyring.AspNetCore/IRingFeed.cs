@@ -17,6 +17,14 @@ internal interface IRingFeed : IDisposable
     LastKnownGoodCache? Cache { get; }
 
     /// <summary>
+    /// True when the source only ever adds elements, also within one version (the agent's folder:
+    /// it never deletes or rewrites a file), so that a same-version read holding every element
+    /// held and more is the rest of that version, never a rollback. False for the server, whose
+    /// same-version answers are ignored.
+    /// </summary>
+    bool AppendOnly { get; }
+
+    /// <summary>
     /// Waits before the next fetch: after a failure <paramref name="retryDelay"/>; otherwise as
     /// the source needs (the server's long-poll waits by itself; a folder waits for a change).
     /// </summary>

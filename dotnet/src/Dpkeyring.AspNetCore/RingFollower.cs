@@ -203,7 +203,7 @@ internal sealed class RingFollower : IAsyncDisposable
                 // The first request after a failure does not wait, so a returning server sees the node at once.
                 var wait = retrySoon ? (TimeSpan?)null : _pollWait;
                 var snapshot = await _feed.FetchAsync(_current?.ETag, wait, (wait ?? TimeSpan.Zero) + RequestMargin, stopping).ConfigureAwait(false);
-                if (snapshot is not null && NotNewerThanHeld(snapshot) is { } older)
+                if (snapshot is not null && NotNewerThanHeld(snapshot) is { } older && !CompletesHeldVersion(snapshot, older))
                 {
                     // The same version again is no change (a server or proxy that ignored
                     // If-None-Match), and an older one must not be taken: a replica behind a load
@@ -252,6 +252,24 @@ internal sealed class RingFollower : IAsyncDisposable
                 retrySoon = true;
             }
         }
+    }
+
+    /// <summary>
+    /// A same-version read from an append-only source (the agent's folder) that holds every
+    /// element held and more: the rest of a version that an earlier read met only in part. On a
+    /// local disk the agent's order (a version's files first, its version last) prevents that
+    /// read; on a network share a directory listing can lag behind the state file it lists, and
+    /// without this the missing revocation of a leaked key would wait for the next version.
+    /// </summary>
+    private bool CompletesHeldVersion(RingSnapshot snapshot, bool older)
+    {
+        if (older || !_feed.AppendOnly || _current is not { } held || snapshot.Elements.Count <= held.Elements.Count)
+        {
+            return false;
+        }
+
+        var offered = snapshot.Elements.Select(e => e.ToString(SaveOptions.DisableFormatting)).ToHashSet(StringComparer.Ordinal);
+        return held.Elements.All(e => offered.Contains(e.ToString(SaveOptions.DisableFormatting)));
     }
 
     /// <summary>Null when the snapshot is newer than the ring held (or either has no version); else whether it is older (true) or the same (false).</summary>
@@ -314,7 +332,16 @@ internal sealed class RingFollower : IAsyncDisposable
                 return;
             }
 
-            await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopping: the ring is swapped in already; what follows (the log line, the
+                // last-known-good copy) still runs.
+                return;
+            }
         }
 
         Log.WarmUpFailed(_logger, _ring, VersionText(snapshot), "ASP.NET Core kept its previous key ring for 2 seconds");
