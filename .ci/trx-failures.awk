@@ -1,5 +1,6 @@
 # trx-failures.awk: each failed test of a TRX file (dotnet test --logger trx): its name, its
-# message, the head of its stack trace and the tail of its output. .ci/test prints this at the end
+# message, the head of its stack trace and the tail of its output, and the errors of the run
+# itself (a crashed or hung test host). .ci/test prints this at the end
 # of a run, where a CI log that shows only its last lines still shows why a test failed.
 #   awk -v label=net10.0 -f .ci/trx-failures.awk FILE.trx
 function unescape(s) {
@@ -22,6 +23,17 @@ function show(title, text, n, fromEnd,   lines, count, i, first, last) {
   for (i = first; i <= last; i++) printf "      %s\n", lines[i]
 }
 BEGIN { RS = "</UnitTestResult>" }
+# Errors of the run itself (a test host that crashed or was stopped by the hang timeout) are in
+# <RunInfos>, not in a test result.
+{
+  rest = $0
+  while (match(rest, /<RunInfo [^>]*outcome="Error"[^>]*>[ \t\r\n]*<Text>[^<]*<\/Text>/)) {
+    info = substr(rest, RSTART, RLENGTH)
+    rest = substr(rest, RSTART + RLENGTH)
+    printf "--- RUN ERROR (%s):\n", label
+    show("message", element(info, "Text"), 30, 0)
+  }
+}
 {
   # A record may begin with self-closed results (passed, no output): keep the last opening tag on.
   rec = $0
@@ -35,5 +47,5 @@ BEGIN { RS = "</UnitTestResult>" }
   printf "--- FAILED (%s): %s\n", label, name
   show("message", element($0, "Message"), 30, 0)
   show("stack trace", element($0, "StackTrace"), 12, 0)
-  show("output", element($0, "StdOut"), 40, 1)
+  show("output", element($0, "StdOut"), 60, 1)
 }

@@ -1,10 +1,8 @@
 using System.Runtime.Versioning;
 using System.Security.Cryptography;
+using System.Text;
 using Dpkeyring.Testing;
-using System.Diagnostics.Metrics;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -33,41 +31,70 @@ public sealed class AgentFolderTests(ITestOutputHelper output) : RealServerTest(
     }
 
     [Fact]
-    public async Task AgentFolder_RotationHalfWritten_IsNotTaken_UntilTheAgentRecordsItsVersion()
+    public async Task AgentFolder_NodeStartedBeforeTheAgentRecordedAVersion_LearnsIt_AndNeverTakesAnOlderFolderBack()
     {
-        // The agent's writes, one step at a time: a version's files first, then its state file
-        // with the version. Here the test writes them, from the server's own store folder.
+        // The agent's writes, one step at a time (a version's files, then its state file with
+        // the version), made here by the test from the server's own store folder.
         var store = Path.Combine(Server.DataDirectory, "default");
         var folder = Path.Combine(Server.WorkDirectory, "keys");
         Directory.CreateDirectory(folder);
         CopyNewElements(store, folder);
         long first = (await Server.StatusAsync()).GetProperty("version").GetInt64();
+        var backup = Directory.GetFiles(folder).Select(Path.GetFileName).ToList();
 
         // The node starts before the agent has recorded a version, and learns it once recorded.
         await using var node = TestNode.CreateForAgentFolder(Server, folder);
         await node.Host.StartAsync();
-        using var fetches = new MetricCollector<long>(node.Services.GetRequiredService<IMeterFactory>(), "Dpkeyring.AspNetCore", "dpkeyring.fetches");
         var leaked = node.Protect("made with the leaked key");
-        var oldKey = node.ProtectingKeyId();
         WriteAgentState(folder, first);
         await Eventually.UntilAsync(() => Loaded(node, first), "the node took the version the agent recorded");
 
-        // An emergency rotation, half written: its new key is in the folder; the revocation of
-        // the leaked key and the new version are not, yet. The node reads the folder and waits.
+        // An emergency rotation reaches the folder, and the node.
         var newKey = Guid.Parse((await Server.RotateAsync(immediate: true, revokePrevious: true)).GetProperty("key_id").GetString()!);
         long second = (await Server.StatusAsync()).GetProperty("version").GetInt64();
-        long readsBefore = Unchanged(fetches);
-        Place(Path.Combine(store, $"key-{newKey}.xml"), folder);
-        await Eventually.UntilAsync(() => Unchanged(fetches) > readsBefore, "the node read the half-written folder");
-        Assert.Equal(oldKey, node.ProtectingKeyId());
-        Assert.Equal("made with the leaked key", node.Unprotect(leaked));
-
-        // The rest of the version, and its record: now the node takes it whole.
         CopyNewElements(store, folder);
         WriteAgentState(folder, second);
-        await Eventually.UntilAsync(() => Loaded(node, second), "the node took the whole new version");
+        await Eventually.UntilAsync(() => Loaded(node, second), "the node took the new version");
+        Assert.ThrowsAny<CryptographicException>(() => node.Unprotect(leaked));
+
+        // The folder is put back as it was before the rotation (a backup restored, a volume
+        // snapshot): the node keeps the version it holds, and the leaked key stays refused.
+        foreach (var file in Directory.GetFiles(folder, "*.xml").Where(f => !backup.Contains(Path.GetFileName(f))))
+        {
+            File.Delete(file);
+        }
+
+        WriteAgentState(folder, first);
+        await Eventually.UntilAsync(() => node.Logs.Of("Dpkeyring.AspNetCore").Any(l => l.EventId == 10), "the node saw the older folder");
         Assert.Equal(newKey, node.ProtectingKeyId());
         Assert.ThrowsAny<CryptographicException>(() => node.Unprotect(leaked));
+    }
+
+    [Fact]
+    public async Task AgentFolder_ListingThatLagsTheStateFile_AsOnANetworkShare_TheRestOfTheVersionIsStillTaken()
+    {
+        var store = Path.Combine(Server.DataDirectory, "default");
+        var folder = Path.Combine(Server.WorkDirectory, "keys");
+        Directory.CreateDirectory(folder);
+        CopyNewElements(store, folder);
+        WriteAgentState(folder, (await Server.StatusAsync()).GetProperty("version").GetInt64());
+        await using var node = TestNode.CreateForAgentFolder(Server, folder);
+        await node.Host.StartAsync();
+        var leaked = node.Protect("made with the leaked key");
+
+        // A read that sees the new version's state file but not yet all its files, as a network
+        // share's cached directory listing can: the new key without the revocation of the leaked one.
+        var newKey = Guid.Parse((await Server.RotateAsync(immediate: true, revokePrevious: true)).GetProperty("key_id").GetString()!);
+        long second = (await Server.StatusAsync()).GetProperty("version").GetInt64();
+        Place(Path.Combine(store, $"key-{newKey}.xml"), folder);
+        WriteAgentState(folder, second);
+        await Eventually.UntilAsync(() => Loaded(node, second), "the node took the torn read");
+        Assert.Equal("made with the leaked key", node.Unprotect(leaked));
+
+        // The rest of the version shows: the node takes it, though the version is the same.
+        CopyNewElements(store, folder);
+        await Eventually.UntilAsync(() => Refuses(node, leaked), "the node refuses the leaked key once the revocation shows");
+        Assert.Equal(newKey, node.ProtectingKeyId());
     }
 
     [UnixFact]
@@ -92,12 +119,16 @@ public sealed class AgentFolderTests(ITestOutputHelper output) : RealServerTest(
 
         using var feed = new FolderRingFeed(folder, TimeSpan.FromMinutes(1), TimeProvider.System);
         var read = Task.Run(() => feed.FetchAsync(etag: null, wait: null, TimeSpan.FromSeconds(30), CancellationToken.None));
-        await Task.Delay(500); // the read is under way
 
-        // The agent finishes the version (its revocation), then records it.
-        CopyNewElements(store, folder);
-        await File.WriteAllTextAsync(state, $$"""{"ring": "default", "version": {{second}}}""");
-        var snapshot = await read.WaitAsync(TimeSpan.FromSeconds(30));
+        // Opening the FIFO for writing returns once the read has opened it for reading.
+        await using (var writer = await Task.Run(() => new FileStream(state, FileMode.Open, FileAccess.Write)).WaitAsync(TimeSpan.FromSeconds(10)))
+        {
+            // The agent finishes the version (its revocation), then records it.
+            CopyNewElements(store, folder);
+            await writer.WriteAsync(Encoding.UTF8.GetBytes($$"""{"ring": "default", "version": {{second}}}"""));
+        }
+
+        var snapshot = await read.WaitAsync(TimeSpan.FromSeconds(10));
 
         // The version's label never goes on files read before the version was whole (here: the
         // new key without the revocation of the leaked one).
@@ -137,8 +168,18 @@ public sealed class AgentFolderTests(ITestOutputHelper output) : RealServerTest(
     private static bool Loaded(TestNode node, long version) =>
         node.Logs.Of("Dpkeyring.AspNetCore").Any(l => l.EventId == 1 && l.Message.Contains($"version {version} ", StringComparison.Ordinal));
 
-    private static long Unchanged(MetricCollector<long> fetches) =>
-        fetches.GetMeasurementSnapshot().Where(m => (string?)m.Tags["result"] == "unchanged").Sum(m => m.Value);
+    private static bool Refuses(TestNode node, string payload)
+    {
+        try
+        {
+            node.Unprotect(payload);
+            return false;
+        }
+        catch (CryptographicException)
+        {
+            return true;
+        }
+    }
 
     /// <summary>Copies the store's key and revocation files that <paramref name="folder"/> lacks, as the agent writes them.</summary>
     private static void CopyNewElements(string store, string folder)

@@ -35,9 +35,19 @@ public abstract class RealServerTest(ITestOutputHelper output) : IAsyncLifetime
         }
     }
 
-    /// <summary>Writes the log lines of <paramref name="server"/>'s nodes and the end of its own log to <paramref name="output"/>.</summary>
+    /// <summary>
+    /// Writes the end of <paramref name="server"/>'s own log, then the log lines of its nodes, to
+    /// <paramref name="output"/>: the nodes last, as a log cut to its tail (CI's) keeps them.
+    /// </summary>
     internal static void WriteRecord(ITestOutputHelper output, DpkeyringServer server)
     {
+        var log = server.Log().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        output.WriteLine($"--- dpkeyring serve, last {Math.Min(15, log.Length)} of {log.Length} log lines:");
+        foreach (var line in log.TakeLast(15))
+        {
+            output.WriteLine(line);
+        }
+
         foreach (var node in TestNode.Of(server))
         {
             // The package's own lines at every level; the framework's from Information up.
@@ -47,13 +57,6 @@ public abstract class RealServerTest(ITestOutputHelper output) : IAsyncLifetime
             {
                 output.WriteLine($"{line.At.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture)} {line.Level} {line.Category}[{line.EventId}] {line.Message}{(line.Exception is null ? string.Empty : " " + line.Exception.Split('\n')[0])}");
             }
-        }
-
-        var log = server.Log().Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        output.WriteLine($"--- dpkeyring serve, last {Math.Min(40, log.Length)} of {log.Length} log lines:");
-        foreach (var line in log.TakeLast(40))
-        {
-            output.WriteLine(line);
         }
     }
 }
