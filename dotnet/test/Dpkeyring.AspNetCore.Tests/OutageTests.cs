@@ -10,6 +10,25 @@ namespace Dpkeyring.AspNetCore.Tests;
 public sealed class OutageTests(ITestOutputHelper output) : RealServerTest(output)
 {
     [Fact]
+    public async Task NodeStoppedWhileASwappedRingWarmsUp_StillKeepsThatRingAsItsLastKnownGoodCopy()
+    {
+        var cache = Path.Combine(Server.WorkDirectory, "lkg");
+        HoldingKeyRingProvider? keyRings = null;
+        var node = await TestNode.StartAsync(Server, o => o.CacheDirectory = cache, services => HoldingKeyRingProvider.Install(services, p => keyRings = p));
+        node.ProtectingKeyId();
+        keyRings!.Hold();
+
+        // An emergency rotation is swapped in; ASP.NET Core keeps its old key ring (held here),
+        // so the node waits for the rebuild, and the application stops meanwhile.
+        var newKey = (await Server.RotateAsync(immediate: true, revokePrevious: true)).GetProperty("key_id").GetString()!;
+        await Eventually.UntilAsync(() => keyRings.CallsWhileHeld > 5, "the node waits for ASP.NET Core's new key ring");
+        await node.DisposeAsync();
+
+        // A restart while the server is down must not bring the leaked key back as the default.
+        Assert.Contains(newKey, await File.ReadAllTextAsync(Path.Combine(cache, "default.xml")), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task NodeRestartedWhileServerIsDown_StartsFromLastKnownGoodCopy_AndSaysSo()
     {
         var cache = Path.Combine(Server.WorkDirectory, "lkg");
