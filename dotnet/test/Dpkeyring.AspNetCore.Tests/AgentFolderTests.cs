@@ -35,10 +35,7 @@ public sealed class AgentFolderTests(ITestOutputHelper output) : RealServerTest(
     {
         // The agent's writes, one step at a time (a version's files, then its state file with
         // the version), made here by the test from the server's own store folder.
-        var store = Path.Combine(Server.DataDirectory, "default");
-        var folder = Path.Combine(Server.WorkDirectory, "keys");
-        Directory.CreateDirectory(folder);
-        CopyNewElements(store, folder);
+        var (store, folder) = FolderWithTheServersElements();
         long first = (await Server.StatusAsync()).GetProperty("version").GetInt64();
         var backup = Directory.GetFiles(folder).Select(Path.GetFileName).ToList();
 
@@ -73,10 +70,7 @@ public sealed class AgentFolderTests(ITestOutputHelper output) : RealServerTest(
     [Fact]
     public async Task AgentFolder_ListingThatLagsTheStateFile_AsOnANetworkShare_TheRestOfTheVersionIsStillTaken()
     {
-        var store = Path.Combine(Server.DataDirectory, "default");
-        var folder = Path.Combine(Server.WorkDirectory, "keys");
-        Directory.CreateDirectory(folder);
-        CopyNewElements(store, folder);
+        var (store, folder) = FolderWithTheServersElements();
         WriteAgentState(folder, (await Server.StatusAsync()).GetProperty("version").GetInt64());
         await using var node = TestNode.CreateForAgentFolder(Server, folder);
         await node.Host.StartAsync();
@@ -103,10 +97,7 @@ public sealed class AgentFolderTests(ITestOutputHelper output) : RealServerTest(
     {
         // Fault injection (Linux): the state file is a FIFO, so reading it waits until the test
         // writes it: the agent recording the version at that very moment of the node's read.
-        var store = Path.Combine(Server.DataDirectory, "default");
-        var folder = Path.Combine(Server.WorkDirectory, "keys");
-        Directory.CreateDirectory(folder);
-        CopyNewElements(store, folder);
+        var (store, folder) = FolderWithTheServersElements();
         var newKey = Guid.Parse((await Server.RotateAsync(immediate: true, revokePrevious: true)).GetProperty("key_id").GetString()!);
         long second = (await Server.StatusAsync()).GetProperty("version").GetInt64();
         Place(Path.Combine(store, $"key-{newKey}.xml"), folder); // the new key; its revocation not yet
@@ -167,6 +158,16 @@ public sealed class AgentFolderTests(ITestOutputHelper output) : RealServerTest(
 
     private static bool Loaded(TestNode node, long version) =>
         node.Logs.Of("Dpkeyring.AspNetCore").Any(l => l.EventId == 1 && l.Message.Contains($"version {version} ", StringComparison.Ordinal));
+
+    /// <summary>A new folder holding the key and revocation files of the server's store folder, as the agent writes them (no state file yet).</summary>
+    private (string Store, string Folder) FolderWithTheServersElements()
+    {
+        var store = Path.Combine(Server.DataDirectory, "default");
+        var folder = Path.Combine(Server.WorkDirectory, "keys");
+        Directory.CreateDirectory(folder);
+        CopyNewElements(store, folder);
+        return (store, folder);
+    }
 
     private static bool Refuses(TestNode node, string payload)
     {
