@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Dpkeyring.AspNetCore;
@@ -50,7 +49,7 @@ internal sealed class DpkeyringHealthCheck : IHealthCheck
             data["problem"] = p.KindName;
         }
 
-        string versionText = status.Ring?.Version?.ToString(CultureInfo.InvariantCulture) ?? "(unnumbered)";
+        string versionText = RingSnapshot.VersionText(status.Ring);
         HealthCheckResult result;
         if (status.Ring is null)
         {

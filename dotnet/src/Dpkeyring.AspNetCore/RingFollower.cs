@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using System.Globalization;
 using System.Xml.Linq;
 using Microsoft.AspNetCore.DataProtection.KeyManagement.Internal;
 using Microsoft.Extensions.DependencyInjection;
@@ -99,7 +98,7 @@ internal sealed class RingFollower : IAsyncDisposable
             current = _current!;
         }
 
-        return current.Elements.Select(e => new XElement(e)).ToList();
+        return current.CopyElements();
     }
 
     /// <summary>Loads the ring (the host's start awaits this, so a node without keys does not start) and starts following it.</summary>
@@ -183,7 +182,7 @@ internal sealed class RingFollower : IAsyncDisposable
                 _lastSuccess = savedAt;
             }
 
-            Log.StartedFromCache(_logger, _ring, failure.Problem.Message, cache.FilePath, VersionText(cached), savedAt);
+            Log.StartedFromCache(_logger, _ring, failure.Problem.Message, cache.FilePath, RingSnapshot.VersionText(cached), savedAt);
         }
 
         _loop = Task.Run(() => FollowAsync(_stopping.Token), CancellationToken.None);
@@ -215,7 +214,7 @@ internal sealed class RingFollower : IAsyncDisposable
                     if (older && _olderLoggedFor != _current?.Version)
                     {
                         _olderLoggedFor = _current?.Version;
-                        Log.OlderVersionIgnored(_logger, _ring, _feed.Description, VersionText(snapshot), VersionText(_current));
+                        Log.OlderVersionIgnored(_logger, _ring, _feed.Description, RingSnapshot.VersionText(snapshot), RingSnapshot.VersionText(_current));
                     }
 
                     retrySoon = true;
@@ -225,7 +224,7 @@ internal sealed class RingFollower : IAsyncDisposable
                 if (snapshot is null)
                 {
                     Succeeded("unchanged");
-                    Log.Unchanged(_logger, _ring, VersionText(_current));
+                    Log.Unchanged(_logger, _ring, RingSnapshot.VersionText(_current));
                 }
                 else
                 {
@@ -285,7 +284,7 @@ internal sealed class RingFollower : IAsyncDisposable
         }
         catch (RingFormatException ex)
         {
-            throw new FeedException(new FeedProblem(FeedProblemKind.BadAnswer, $"ring version {VersionText(snapshot)} from {snapshot.Source} was not used: {ex.Message}."), ex);
+            throw new FeedException(new FeedProblem(FeedProblemKind.BadAnswer, $"ring version {RingSnapshot.VersionText(snapshot)} from {snapshot.Source} was not used: {ex.Message}."), ex);
         }
 
         var keyRingProvider = _current is null ? null : _services.GetService<IKeyRingProvider>();
@@ -306,7 +305,7 @@ internal sealed class RingFollower : IAsyncDisposable
         }
 
         Succeeded("changed");
-        Log.RingLoaded(_logger, _ring, VersionText(snapshot), snapshot.Source, snapshot.Keys.Count, snapshot.LikelyDefaultKey(_time.GetUtcNow()));
+        Log.RingLoaded(_logger, _ring, RingSnapshot.VersionText(snapshot), snapshot.Source, snapshot.Keys.Count, snapshot.LikelyDefaultKey(_time.GetUtcNow()));
 
         if (fromSource && _feed.Cache is { } cache)
         {
@@ -344,7 +343,7 @@ internal sealed class RingFollower : IAsyncDisposable
             }
         }
 
-        Log.WarmUpFailed(_logger, _ring, VersionText(snapshot), "ASP.NET Core kept its previous key ring for 2 seconds");
+        Log.WarmUpFailed(_logger, _ring, RingSnapshot.VersionText(snapshot), "ASP.NET Core kept its previous key ring for 2 seconds");
     }
 
     private IKeyRing? TryGetKeyRing(IKeyRingProvider? provider, RingSnapshot? snapshot = null)
@@ -364,7 +363,7 @@ internal sealed class RingFollower : IAsyncDisposable
         {
             if (snapshot is not null)
             {
-                Log.WarmUpFailed(_logger, _ring, VersionText(snapshot), $"{ex.GetType().Name}: {ex.Message}");
+                Log.WarmUpFailed(_logger, _ring, RingSnapshot.VersionText(snapshot), $"{ex.GetType().Name}: {ex.Message}");
             }
 
             return null;
@@ -405,7 +404,7 @@ internal sealed class RingFollower : IAsyncDisposable
 
         if (previous is not null)
         {
-            Log.Recovered(_logger, _ring, _feed.Description, (now - (since ?? now)).TotalSeconds, VersionText(_current));
+            Log.Recovered(_logger, _ring, _feed.Description, (now - (since ?? now)).TotalSeconds, RingSnapshot.VersionText(_current));
         }
     }
 
@@ -429,11 +428,11 @@ internal sealed class RingFollower : IAsyncDisposable
 
         if (problem.Kind is FeedProblemKind.TokenRefused or FeedProblemKind.RingNotFound)
         {
-            Log.FetchRefused(_logger, _ring, problem.Message, VersionText(_current), problem.KindName);
+            Log.FetchRefused(_logger, _ring, problem.Message, RingSnapshot.VersionText(_current), problem.KindName);
         }
         else
         {
-            Log.FetchFailed(_logger, _ring, problem.Message, VersionText(_current), problem.KindName);
+            Log.FetchFailed(_logger, _ring, problem.Message, RingSnapshot.VersionText(_current), problem.KindName);
         }
     }
 
@@ -454,9 +453,6 @@ internal sealed class RingFollower : IAsyncDisposable
             yield return new Measurement<double>(Math.Max(0, (_time.GetUtcNow() - last).TotalSeconds));
         }
     }
-
-    private static string VersionText(RingSnapshot? snapshot) =>
-        snapshot?.Version?.ToString(CultureInfo.InvariantCulture) ?? (snapshot is null ? "(none)" : "(unnumbered)");
 }
 
 /// <summary>What the health check reads: the ring held, the current problem, and when the source last answered (for a last-known-good copy: when it was saved).</summary>

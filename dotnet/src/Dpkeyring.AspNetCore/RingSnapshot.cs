@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Xml;
 using System.Xml.Linq;
 
@@ -32,6 +33,13 @@ internal sealed class RingSnapshot
 
     /// <summary>The server's <c>&lt;repository&gt;</c> document as received, kept as the last-known-good copy.</summary>
     public byte[]? Document { get; }
+
+    /// <summary>A copy of the elements for ASP.NET Core, whose key manager may change what a repository gives it.</summary>
+    public List<XElement> CopyElements() => Elements.Select(e => new XElement(e)).ToList();
+
+    /// <summary>A ring's version for logs and messages: its number, "(unnumbered)", or "(none)" for no ring.</summary>
+    public static string VersionText(RingSnapshot? snapshot) =>
+        snapshot?.Version?.ToString(CultureInfo.InvariantCulture) ?? (snapshot is null ? "(none)" : "(unnumbered)");
 
     /// <summary>What ASP.NET Core's own key manager made of the elements; set by <see cref="RingValidator"/>.</summary>
     public IReadOnlyList<KeySummary> Keys { get; set; } = [];

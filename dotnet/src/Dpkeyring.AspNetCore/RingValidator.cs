@@ -31,7 +31,7 @@ internal sealed class RingValidator
         {
             var options = new KeyManagementOptions
             {
-                XmlRepository = new FixedRepository(snapshot.Elements),
+                XmlRepository = new FixedRepository(snapshot),
                 AutoGenerateKeys = false,
             };
 
@@ -80,14 +80,14 @@ internal sealed class RingValidator
         }
     }
 
-    /// <summary>A read-only repository over a fixed list of elements.</summary>
+    /// <summary>A read-only repository over the elements of one snapshot.</summary>
     private sealed class FixedRepository : IXmlRepository
     {
-        private readonly IReadOnlyList<XElement> _elements;
+        private readonly RingSnapshot _snapshot;
 
-        public FixedRepository(IReadOnlyList<XElement> elements) => _elements = elements;
+        public FixedRepository(RingSnapshot snapshot) => _snapshot = snapshot;
 
-        public IReadOnlyCollection<XElement> GetAllElements() => _elements.Select(e => new XElement(e)).ToList();
+        public IReadOnlyCollection<XElement> GetAllElements() => _snapshot.CopyElements();
 
         public void StoreElement(XElement element, string friendlyName) =>
             throw new InvalidOperationException("The scratch repository of the dpkeyring ring check does not store elements.");

@@ -195,18 +195,18 @@ public sealed class AgentFolderTests(ITestOutputHelper output) : RealServerTest(
     }
 
     /// <summary>Puts a copy of <paramref name="file"/> in <paramref name="folder"/> whole, as the agent does: written under a temporary name, then renamed.</summary>
-    private static void Place(string file, string folder)
+    private static void Place(string file, string folder) =>
+        WriteWhole(folder, Path.GetFileName(file), File.ReadAllBytes(file));
+
+    /// <summary>Writes <paramref name="name"/> in <paramref name="folder"/> as the agent does: under a temporary name (not *.xml), then renamed over it.</summary>
+    private static void WriteWhole(string folder, string name, byte[] content)
     {
         var temp = Path.Combine(folder, $".dpkeyring-{Guid.NewGuid():N}.tmp");
-        File.Copy(file, temp);
-        File.Move(temp, Path.Combine(folder, Path.GetFileName(file)));
+        File.WriteAllBytes(temp, content);
+        File.Move(temp, Path.Combine(folder, name), overwrite: true);
     }
 
     /// <summary>Records <paramref name="version"/> in the folder's state file as the agent does: a new file renamed over it.</summary>
-    private static void WriteAgentState(string folder, long version)
-    {
-        var temp = Path.Combine(folder, $".dpkeyring-{Guid.NewGuid():N}.tmp");
-        File.WriteAllText(temp, $$"""{"ring": "default", "version": {{version}}}""" + "\n");
-        File.Move(temp, Path.Combine(folder, ".dpkeyring-agent.json"), overwrite: true);
-    }
+    private static void WriteAgentState(string folder, long version) =>
+        WriteWhole(folder, ".dpkeyring-agent.json", Encoding.UTF8.GetBytes($$"""{"ring": "default", "version": {{version}}}""" + "\n"));
 }
